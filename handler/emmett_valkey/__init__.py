@@ -1,0 +1,26 @@
+"""emmett-valkey: a Valkey cache handler for Emmett, wire-compatible with Emmett's ``RedisCache``."""
+
+from .cache import TRANSIENT_ERRORS, ValkeyCache
+from .config import ENV_VARIABLES, ConfigError
+from .serializers import (
+    EmmettPickleSerializer,
+    JSONSerializer,
+    SerializationError,
+    Serializer,
+    SignedPickleSerializer,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ENV_VARIABLES",
+    "TRANSIENT_ERRORS",
+    "ConfigError",
+    "EmmettPickleSerializer",
+    "JSONSerializer",
+    "SerializationError",
+    "Serializer",
+    "SignedPickleSerializer",
+    "ValkeyCache",
+    "__version__",
+]
