@@ -1,0 +1,201 @@
+"""``build_report``: the pure function from result files (+ catalogue, benchmarks) to a ``Report``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from . import compare, perf
+from .load import check_result, origin_of, recency_key
+from .model import (
+    BASELINE,
+    HANDLERS,
+    OURS,
+    SUITES,
+    Cell,
+    Column,
+    Counts,
+    GridRow,
+    InputFile,
+    Provenance,
+    Report,
+)
+from .servers import Server, servers_from
+from .verdict import unexplained, verdict_for
+
+Doc = Mapping[str, Any]
+
+
+def _file_name(doc: Doc, fallback: str) -> str:
+    return str(origin_of(doc).get("file") or fallback)
+
+
+def _select(
+    results: Sequence[Doc], servers: Mapping[str, Server], handler_version: str | None
+) -> tuple[dict[str, Doc], list[InputFile]]:
+    """Pick the newest acceptable document per server id; record what happened to every input."""
+    inputs: list[InputFile] = []
+    candidates: dict[str, list[Doc]] = {}
+    for index, doc in enumerate(results):
+        name = _file_name(doc, f"results[{index}]")
+        sid = doc.get("server_id")
+        sid = sid if isinstance(sid, str) else None
+        problem = check_result(doc, servers, handler_version)
+        if problem is not None:
+            inputs.append(InputFile(name, "results", sid, "rejected", *problem))
+        elif sid is not None:
+            candidates.setdefault(sid, []).append(doc)
+    chosen: dict[str, Doc] = {}
+    for sid, docs in candidates.items():
+        ordered = sorted(docs, key=recency_key, reverse=True)
+        chosen[sid] = ordered[0]
+        winner = _file_name(ordered[0], sid)
+        inputs.append(InputFile(winner, "results", sid, "accepted", None, None))
+        for older in ordered[1:]:
+            detail = f"an older run; {winner} is newer"
+            inputs.append(InputFile(_file_name(older, sid), "results", sid, "superseded", "superseded", detail))
+    return chosen, inputs
+
+
+def _counts(doc: Doc | None, handler: str, suite: str | None = None) -> Counts:
+    counts = Counts()
+    if doc is None or doc["status"] != "completed":
+        return counts
+    for test in doc["tests"]:
+        if test["handler"] == handler and (suite is None or test["suite"] == suite):
+            counts = counts.add(test["outcome"])
+    return counts
+
+
+def _provenance(doc: Doc) -> Provenance | None:
+    server = doc.get("server")
+    if not isinstance(server, Mapping):
+        return None
+    source = server.get("source") or {}
+    env = doc.get("environment") or {}
+    return Provenance(
+        product=server.get("product"),
+        version=server.get("version"),
+        build_id=server.get("build_id"),
+        git_sha=server.get("git_sha"),
+        malloc=server.get("malloc"),
+        tls=server.get("tls"),
+        source_kind=source.get("kind"),
+        source_detail=source.get("detail"),
+        source_sha256=source.get("sha256"),
+        binary_sha256=server.get("binary_sha256"),
+        url=server.get("url"),
+        options=tuple(server.get("options") or ()),
+        server_started_at=server.get("started_at"),
+        run_started_at=doc.get("started_at"),
+        run_finished_at=doc.get("finished_at"),
+        duration_s=doc.get("duration_s"),
+        command=tuple(doc.get("command") or ()),
+        python=env.get("python"),
+        platform=env.get("platform"),
+        packages=dict(sorted((env.get("packages") or {}).items())),
+    )
+
+
+def _column(server: Server, doc: Doc | None) -> Column:
+    ours = _counts(doc, OURS)
+    completed = doc is not None and doc["status"] == "completed"
+    missing = tuple(s for s in SUITES if completed and _counts(doc, OURS, s).total == 0)
+    provenance = _provenance(doc) if doc is not None else None
+    version = provenance.version if provenance else None
+    return Column(
+        id=server.id,
+        product=server.product,
+        product_name=server.product_name,
+        line=server.line,
+        version=version,
+        label=f"{server.product_name} {version or server.line + '.x'}",
+        status=doc["status"] if doc is not None else "missing",
+        verdict=verdict_for(doc, ours, missing),
+        ours=ours,
+        baseline=_counts(doc, BASELINE),
+        suites_missing=missing,
+        source_file=_file_name(doc, server.id) if doc is not None else None,
+        provenance=provenance,
+    )
+
+
+def _cell(column: Column, doc: Doc | None, suite: str, handler: str) -> Cell:
+    if column.status != "completed" or doc is None:
+        return Cell(column.id, "not_run", None)
+    counts = _counts(doc, handler, suite)
+    explanations = doc.get("deviations") or {}
+    lost = any(unexplained(t, explanations) for t in doc["tests"] if t["handler"] == handler and t["suite"] == suite)
+    if counts.total == 0:
+        state = "empty"
+    elif counts.failed or counts.error or lost:
+        state = "fail"
+    elif counts.xfailed or counts.xpassed:
+        state = "deviation"
+    elif counts.passed == 0:
+        state = "skip"
+    else:
+        state = "pass"
+    return Cell(column.id, state, counts)
+
+
+def _benchmark_inputs(
+    benchmarks: Mapping[str, Doc], servers: Mapping[str, Server], order: Sequence[str]
+) -> tuple[list[tuple[str, Doc]], list[InputFile]]:
+    usable, inputs = [], []
+    for sid, doc in sorted(benchmarks.items()):
+        name = _file_name(doc, f"{sid}.json")
+        error = origin_of(doc).get("error")
+        if error:
+            inputs.append(InputFile(name, "benchmarks", sid, "rejected", "malformed", str(error)))
+        elif sid not in servers:
+            detail = f"server id {sid!r} is not in the catalogue"
+            inputs.append(InputFile(name, "benchmarks", sid, "rejected", "unknown_server", detail))
+        elif not isinstance(doc.get("benchmarks"), list):
+            detail = "no 'benchmarks' list: not pytest-benchmark JSON"
+            inputs.append(InputFile(name, "benchmarks", sid, "rejected", "invalid", detail))
+        else:
+            usable.append((sid, doc))
+            inputs.append(InputFile(name, "benchmarks", sid, "accepted", None, None))
+    return sorted(usable, key=lambda item: order.index(item[0])), inputs
+
+
+def build_report(
+    results: list[dict[str, Any]],
+    catalogue: Mapping[str, Any] | None,
+    benchmarks: dict[str, dict[str, Any]] | None,
+    *,
+    generated_at: str,
+    handler_version: str | None = None,
+) -> Report:
+    """Turn result documents into a report; same inputs, same report.
+
+    ``results`` are parsed result files (as ``load.read_results`` gives them, or built in memory); files that
+    are malformed, of another schema, handler or handler version (when ``handler_version`` is given), or of
+    an id not in ``catalogue`` are listed as rejected, never merged. Of two files for one id the newest wins.
+    ``benchmarks`` maps a server id to its pytest-benchmark JSON.
+    """
+    servers = servers_from(catalogue)
+    by_id = {s.id: s for s in servers}
+    chosen, inputs = _select(results, by_id, handler_version)
+    columns = tuple(_column(s, chosen.get(s.id)) for s in servers)
+    grid = tuple(
+        GridRow(suite, handler, tuple(_cell(c, chosen.get(c.id), suite, handler) for c in columns))
+        for suite in SUITES
+        for handler in HANDLERS
+    )
+    completed = [(c.id, chosen[c.id]) for c in columns if c.status == "completed"]
+    bench_docs, bench_inputs = _benchmark_inputs(benchmarks or {}, by_id, [s.id for s in servers])
+    return Report(
+        generated_at=generated_at,
+        handler_version=handler_version,
+        columns=columns,
+        grid=grid,
+        differences=compare.differences(completed),
+        deviations=compare.deviations(completed),
+        failures=compare.failures(completed),
+        latency=perf.latency(completed),
+        benchmarks=perf.benchmarks(bench_docs),
+        inputs=tuple(sorted(inputs + bench_inputs, key=lambda i: (i.kind, i.status != "accepted", i.file))),
+        expectations=dict(perf.EXPECTED_P99_MS),
+    )

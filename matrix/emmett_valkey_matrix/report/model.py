@@ -1,0 +1,242 @@
+"""The report as data: frozen dataclasses that every renderer reads and the JSON document mirrors.
+
+Field names here are the field names of the ``emmett-valkey-report/1`` JSON document
+(``schemas/report-1.schema.json``); renaming one is a schema change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+REPORT_SCHEMA = "emmett-valkey-report/1"
+RESULTS_SCHEMA = "emmett-valkey-results/1"
+DISTRIBUTION = "emmett-valkey"
+
+OURS = "ValkeyCache"
+BASELINE = "RedisCache"
+HANDLERS = (OURS, BASELINE)
+
+SUITES = (
+    "unit",
+    "integration",
+    "multiprocess",
+    "expiration",
+    "pattern_clear",
+    "async_",
+    "stress",
+    "faults",
+    "benchmark",
+)
+OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+
+CERTIFIED = "certified"
+CERTIFIED_WITH_DEVIATIONS = "certified_with_deviations"
+FAILED = "failed"
+NOT_RUN = "not_run"
+VERDICT_LABELS = {
+    CERTIFIED: "certified",
+    CERTIFIED_WITH_DEVIATIONS: "certified with deviations",
+    FAILED: "failed",
+    NOT_RUN: "not run",
+}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many tests ended in each outcome."""
+
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+    xfailed: int = 0
+    xpassed: int = 0
+    error: int = 0
+
+    def add(self, outcome: str) -> Counts:
+        """Return these counts with one more ``outcome``."""
+        return replace(self, **{outcome: getattr(self, outcome) + 1})
+
+    @property
+    def total(self) -> int:
+        """All tests counted."""
+        return self.passed + self.failed + self.skipped + self.xfailed + self.xpassed + self.error
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Whether our handler may be run on one server, and why."""
+
+    code: str
+    label: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """Where a column's figures come from: the server build, the run and its environment."""
+
+    product: str | None
+    version: str | None
+    build_id: str | None
+    git_sha: str | None
+    malloc: str | None
+    tls: bool | None
+    source_kind: str | None
+    source_detail: str | None
+    source_sha256: str | None
+    binary_sha256: str | None
+    url: str | None
+    options: tuple[str, ...]
+    server_started_at: str | None
+    run_started_at: str | None
+    run_finished_at: str | None
+    duration_s: float | None
+    command: tuple[str, ...]
+    python: str | None
+    platform: str | None
+    packages: dict[str, str | None]
+
+
+@dataclass(frozen=True)
+class Column:
+    """One catalogued server: a column of the grid."""
+
+    id: str
+    product: str
+    product_name: str
+    line: str
+    version: str | None
+    label: str
+    status: str  # completed | not_run | error | missing
+    verdict: Verdict
+    ours: Counts
+    baseline: Counts
+    suites_missing: tuple[str, ...]
+    source_file: str | None
+    provenance: Provenance | None
+
+
+@dataclass(frozen=True)
+class Cell:
+    """Counts of one suite and handler on one server; ``counts`` is null when nothing ran there."""
+
+    server_id: str
+    state: str  # pass | fail | deviation | skip | empty | not_run
+    counts: Counts | None
+
+
+@dataclass(frozen=True)
+class GridRow:
+    """One suite for one handler, across all servers."""
+
+    suite: str
+    handler: str
+    cells: tuple[Cell, ...]
+
+
+@dataclass(frozen=True)
+class ServerOutcome:
+    """A test's outcome on one server; ``outcome`` is null when the test is absent there."""
+
+    server_id: str
+    outcome: str | None
+
+
+@dataclass(frozen=True)
+class Difference:
+    """A test (same name, parameters and handler) whose outcome is not the same on every server."""
+
+    test: str
+    suite: str
+    handler: str
+    outcomes: tuple[ServerOutcome, ...]
+
+
+@dataclass(frozen=True)
+class Deviation:
+    """A listed deviation from expected behaviour and where it did (xfailed) or did not (xpassed) occur."""
+
+    id: str
+    handler: str
+    explanation: str | None
+    tests: tuple[str, ...]
+    occurred_on: tuple[str, ...]
+    not_occurred_on: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One test that did not end as expected, with the command that reruns exactly it on that server."""
+
+    server_id: str
+    suite: str
+    handler: str
+    nodeid: str
+    outcome: str
+    message: str | None
+    rerun: str
+    deviation: str | None
+
+
+@dataclass(frozen=True)
+class OpLatency:
+    """Latency of one operation, against the original design's p99 expectation (null: none stated)."""
+
+    op: str
+    n: int | None
+    p50_ms: float | None
+    p99_ms: float | None
+    expected_p99_ms: float | None
+    met: bool | None
+
+
+@dataclass(frozen=True)
+class LatencyRow:
+    """Latencies of one handler on one server."""
+
+    server_id: str
+    handler: str
+    ops: tuple[OpLatency, ...]
+
+
+@dataclass(frozen=True)
+class BenchmarkRow:
+    """Median throughput of one benchmark on one server, ours beside the baseline."""
+
+    server_id: str
+    group: str
+    name: str
+    ours_ops: float | None
+    baseline_ops: float | None
+    ratio: float | None
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """What the report did with one input file: accepted, rejected (and why) or superseded."""
+
+    file: str
+    kind: str  # results | benchmarks
+    server_id: str | None
+    status: str  # accepted | rejected | superseded
+    problem: str | None  # malformed | foreign_schema | invalid | foreign_handler | stale | unknown_server |
+    #                      mismatch | superseded
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the documents show, in display order."""
+
+    generated_at: str
+    handler_version: str | None
+    columns: tuple[Column, ...]
+    grid: tuple[GridRow, ...]
+    differences: tuple[Difference, ...]
+    deviations: tuple[Deviation, ...]
+    failures: tuple[Failure, ...]
+    latency: tuple[LatencyRow, ...]
+    benchmarks: tuple[BenchmarkRow, ...]
+    inputs: tuple[InputFile, ...]
+    expectations: dict[str, float] = field(default_factory=dict)
+    schema: str = REPORT_SCHEMA
