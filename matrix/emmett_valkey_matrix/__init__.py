@@ -1,0 +1,31 @@
+"""The server catalogue, provisioning (sources, binary cache, executor) and the report builder.
+
+Knows nothing of Emmett. See ``matrix/README.md`` for the contract used by ``certification/``.
+"""
+
+from .catalogue import CatalogueError, Entry, Source, load_catalogue
+from .executor import ExternalServer, LocalServer, NotSupported, ServerOptions, StartError, TLSFiles
+from .identify import IntegrityError
+from .provision import Resolved, resolve
+from .sources.base import Binary, NotAvailable
+
+RunningServer = LocalServer | ExternalServer
+
+__all__ = [
+    "Binary",
+    "CatalogueError",
+    "Entry",
+    "ExternalServer",
+    "IntegrityError",
+    "LocalServer",
+    "NotAvailable",
+    "NotSupported",
+    "Resolved",
+    "RunningServer",
+    "ServerOptions",
+    "Source",
+    "StartError",
+    "TLSFiles",
+    "load_catalogue",
+    "resolve",
+]

@@ -1,0 +1,53 @@
+"""``docker/docker-compose.yaml``: one service per catalogue id, used only when a Docker engine answers."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+from pathlib import Path
+
+from ..catalogue import Entry
+from .base import NotAvailable
+
+COMPOSE_FILE = Path(__file__).resolve().parents[3] / "docker" / "docker-compose.yaml"
+
+
+@functools.lru_cache(maxsize=1)
+def docker_engine() -> str | None:
+    """None when ``docker info`` succeeds, else why not (no client, or the client finds no engine)."""
+    docker = shutil.which("docker")
+    if not docker:
+        return "no docker client on PATH"
+    try:
+        proc = subprocess.run([docker, "info", "--format", "{{.ServerVersion}}"], capture_output=True,
+                              text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"docker info failed: {exc}"
+    if proc.returncode != 0:
+        return "docker client present but no engine answers (docker info failed)"
+    return None
+
+
+def up_command(server_id: str) -> str:
+    """Return the command a person runs to start the service."""
+    return f"docker compose -f docker/docker-compose.yaml up -d --wait {server_id}"
+
+
+def compose_url(entry: Entry) -> str:
+    """Return the URL of the compose service for ``entry`` (after it is up)."""
+    return f"valkey://localhost:{entry.compose_port}/0"
+
+
+def start_service(entry: Entry) -> str:
+    """``docker compose up -d --wait <id>``; returns the service URL. NotAvailable without an engine."""
+    reason = docker_engine()
+    if reason:
+        raise NotAvailable(reason)
+    if not COMPOSE_FILE.is_file():
+        raise NotAvailable(f"{COMPOSE_FILE} not found (installed without the repository checkout)")
+    proc = subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), "up", "-d", "--wait", entry.id],
+                          capture_output=True, text=True, timeout=300, check=False)
+    if proc.returncode != 0:
+        raise NotAvailable(f"docker compose up {entry.id} failed: {proc.stderr.strip()[-300:]}")
+    return compose_url(entry)
