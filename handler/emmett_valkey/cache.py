@@ -7,7 +7,7 @@ import logging
 import os
 import threading
 import weakref
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Literal, TypeVar
 
 import valkey
@@ -39,6 +39,19 @@ _instances: weakref.WeakSet[ValkeyCache] = weakref.WeakSet()
 
 def _count(reply: Any) -> int:
     return int(reply)
+
+
+async def _close_at_loop_shutdown(client: avalkey.Valkey) -> AsyncGenerator[None, None]:
+    """Close *client* when its event loop shuts down (``asyncio.run`` finalizes async generators before closing)."""
+    try:
+        yield
+    finally:
+        await _aclose_client(client)
+
+
+async def _aclose_client(client: avalkey.Valkey) -> None:
+    await client.aclose()
+    await client.connection_pool.disconnect()  # the client does not own a pool it was given
 
 
 def _forget_connections_after_fork() -> None:
@@ -135,6 +148,9 @@ class ValkeyCache(CacheHandler):
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, avalkey.Valkey] = (
             weakref.WeakKeyDictionary()
         )
+        self._aguards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.stats_counters = Stats()
         _instances.add(self)
 
@@ -197,6 +213,11 @@ class ValkeyCache(CacheHandler):
         client = self._aclients.get(loop)
         if client is None:
             client = self._aclients[loop] = self._make_aclient()
+            self._aguards[loop] = guard = _close_at_loop_shutdown(client)
+            try:  # start it without awaiting: it registers with the loop and stops at its only yield
+                guard.__anext__().send(None)
+            except StopIteration:
+                pass
         return client
 
     def _drop_clients(self) -> None:
@@ -204,6 +225,7 @@ class ValkeyCache(CacheHandler):
         self._lock = threading.Lock()
         self._client = None
         self._aclients = weakref.WeakKeyDictionary()
+        self._aguards = weakref.WeakKeyDictionary()
 
     def close(self) -> None:
         """Close this process's synchronous connections (the handler reconnects on next use)."""
@@ -214,9 +236,11 @@ class ValkeyCache(CacheHandler):
 
     async def aclose(self) -> None:
         """Close the running loop's async connections."""
-        client = self._aclients.pop(asyncio.get_running_loop(), None)
+        loop = asyncio.get_running_loop()
+        client = self._aclients.pop(loop, None)
+        self._aguards.pop(loop, None)
         if client is not None:
-            await client.aclose()
+            await _aclose_client(client)
 
     # -- encoding -----------------------------------------------------------------------------------------------
 

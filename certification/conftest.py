@@ -1,0 +1,231 @@
+"""Certification fixtures: one suite body, every server of the run, both handlers.
+
+- ``server``: a :class:`ServerInfo`, parametrized over the servers given (``--server valkey91 --server redis70``,
+  or ``CERTIFY_SERVERS``; by default the embedded Valkey 9.1.2). The controlling process starts them once.
+- ``handler``: ``ValkeyCache`` (ours) and ``RedisCache`` (the baseline, Emmett's), each on a key prefix unique to the
+  test. ``ours`` and ``baseline`` give one of them; ``raw`` a plain valkey-py client on the same server.
+- Known baseline deviations (``deviations.toml``) become strict xfails; results go to ``reports/results/<id>.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import valkey
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from results import ResultsWriter, write_not_run
+from servers import WORKER_KEY, ServerInfo, ServerPool, requested_ids
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITES = ("unit", "integration", "multiprocess", "expiration", "pattern_clear", "async_", "stress", "faults",
+          "benchmark")
+HANDLERS = ("ValkeyCache", "RedisCache")
+RUN_ID = os.environ.get("EMMETT_VALKEY_RUN_ID") or uuid.uuid4().hex[:8]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("emmett-valkey certification")
+    group.addoption("--server", action="append", default=[],
+                    help="catalogue id to certify (repeatable, or comma separated); default: valkey91 (embedded)")
+    group.addoption("--results-dir", default=os.environ.get("CERTIFY_RESULTS_DIR", str(ROOT / "reports" / "results")),
+                    help="where result files are written (default: reports/results)")
+    group.addoption("--no-results", action="store_true", help="do not write result files")
+
+
+def load_deviations() -> dict[str, dict[str, Any]]:
+    with open(Path(__file__).parent / "deviations.toml", "rb") as fh:
+        return dict(tomllib.load(fh))
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from emmett_valkey_matrix import IntegrityError, NotAvailable
+
+    if _is_worker(config):
+        config.stash[POOL] = ServerPool.from_worker(config.workerinput[WORKER_KEY])  # type: ignore[attr-defined]
+        return
+    pool = ServerPool()
+    config.stash[POOL] = pool
+    if config.option.collectonly or config.option.help:
+        ids = requested_ids(config)
+        pool.infos = {i: ServerInfo(i, "", "", 0, {}) for i in ids}
+        return
+    results_dir = Path(config.getoption("results_dir"))
+    try:
+        pool.start(requested_ids(config))
+    except NotAvailable as exc:
+        pool.stop()
+        if not config.getoption("no_results"):
+            write_not_run(results_dir, exc.server_id, str(exc))
+        pytest.exit(f"cannot certify {exc.server_id}: no source of it resolves on this machine.\n{exc}", returncode=3)
+    except IntegrityError as exc:
+        pool.stop()
+        pytest.exit(f"refused to certify: {exc}\n(no results were written)", returncode=4)
+    except BaseException:
+        pool.stop()
+        raise
+    deviations = {name: d["explanation"] for name, d in load_deviations().items()}
+    if not config.getoption("no_results"):
+        writer = ResultsWriter(config, results_dir, pool, deviations)
+        config.stash[WRITER] = writer
+        config.pluginmanager.register(writer, "emmett-valkey-results")
+
+
+POOL = pytest.StashKey[ServerPool]()
+WRITER = pytest.StashKey[ResultsWriter]()
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """Hand each xdist worker the controller's servers (xdist hook)."""
+    node.workerinput[WORKER_KEY] = node.config.stash[POOL].to_worker()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if not _is_worker(config) and POOL in config.stash:
+        config.stash[POOL].stop()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    writer = session.config.stash.get(WRITER, None)
+    if writer is not None and not _is_worker(session.config):
+        for path in writer.write():
+            session.config.pluginmanager.get_plugin("terminalreporter").write_line(f"results: {path}")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "server" in metafunc.fixturenames:
+        ids = list(metafunc.config.stash[POOL].infos)
+        metafunc.parametrize("server", ids, ids=ids, indirect=True, scope="session")
+    if "handler" in metafunc.fixturenames:
+        metafunc.parametrize("handler", HANDLERS, ids=HANDLERS, indirect=True)
+
+
+def _only_baseline(item: pytest.Item) -> bool:
+    names = getattr(item, "fixturenames", ())
+    return "baseline" in names and "ours" not in names
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    deviations = load_deviations()
+    for item in items:
+        params = getattr(item, "callspec", None)
+        params = params.params if params is not None else {}
+        suite = next((m.name for m in item.iter_markers() if m.name in SUITES), None)
+        handler = params.get("handler") or ("RedisCache" if _only_baseline(item) else "ValkeyCache")
+        server = params.get("server", "*")  # "*": a test that needs no server counts for every server of the run
+        item.user_properties.extend([("suite", suite), ("handler", handler), ("server", server)])
+        name = getattr(item, "originalname", item.name)
+        for dev_id, dev in deviations.items():
+            if name in dev["tests"] and handler == dev["handler"] and server in dev.get("servers", [server]):
+                item.user_properties.append(("deviation", dev_id))
+                reason = f"known deviation {dev_id}: {dev['explanation']}"
+                item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
+
+
+# -- fixtures ---------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def server(request: pytest.FixtureRequest) -> ServerInfo:
+    """The server under certification (one of the run's servers)."""
+    return request.config.stash[POOL].infos[request.param]
+
+
+@pytest.fixture
+def key_prefix(request: pytest.FixtureRequest) -> str:
+    """A key prefix no other test (nor xdist worker, nor run) shares."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    digest = hashlib.blake2b(request.node.nodeid.encode(), digest_size=6).hexdigest()
+    return f"cert:{RUN_ID}:{worker}:{digest}:"
+
+
+def scan_delete(client: valkey.Valkey, prefix: str) -> int:
+    """Delete every key under *prefix* with a full SCAN cursor loop (the test's own teardown)."""
+    from emmett_valkey.keys import glob_escape
+
+    deleted = 0
+    for batch in _batched(client.scan_iter(match=glob_escape(prefix) + "*", count=1000), 1000):
+        deleted += client.unlink(*batch)
+    return deleted
+
+
+def _batched(it: Iterator[bytes], n: int) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for item in it:
+        batch.append(item)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@pytest.fixture
+def raw(server: ServerInfo) -> Iterator[valkey.Valkey]:
+    """A plain valkey-py client on the server, to look at what the handlers stored."""
+    client = valkey.Valkey(**server.connection_kwargs())
+    yield client
+    client.close()
+
+
+def make_handler(kind: str, server: ServerInfo, prefix: str, **kwargs: Any) -> Any:
+    """Build one of the two handlers on *server*."""
+    if kind == "ValkeyCache":
+        from emmett_valkey import ValkeyCache
+
+        return ValkeyCache(host=server.host, port=server.port, prefix=prefix, **kwargs)
+    from emmett_core.cache.handlers import RedisCache
+
+    return RedisCache(host=server.host, port=server.port, prefix=prefix, **kwargs)
+
+
+def _close(handler: Any) -> None:
+    if hasattr(handler, "close"):
+        handler.close()
+    else:
+        handler._cache.close()
+
+
+@pytest.fixture
+def handler(request: pytest.FixtureRequest, server: ServerInfo, key_prefix: str, raw: valkey.Valkey) -> Iterator[Any]:
+    """Each handler in turn (ours, then the baseline), on this test's own prefix; its keys are removed after."""
+    h = make_handler(request.param, server, key_prefix)
+    yield h
+    _close(h)
+    scan_delete(raw, key_prefix)
+
+
+@pytest.fixture
+def ours(server: ServerInfo, key_prefix: str, raw: valkey.Valkey) -> Iterator[Any]:
+    """ValkeyCache alone, for rules the baseline does not offer."""
+    h = make_handler("ValkeyCache", server, key_prefix)
+    yield h
+    _close(h)
+    scan_delete(raw, key_prefix)
+
+
+@pytest.fixture
+def baseline(server: ServerInfo, key_prefix: str, raw: valkey.Valkey) -> Iterator[Any]:
+    """Emmett's RedisCache on the same prefix as ``ours``."""
+    h = make_handler("RedisCache", server, key_prefix)
+    yield h
+    _close(h)
+    scan_delete(raw, key_prefix)

