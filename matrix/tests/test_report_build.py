@@ -1,0 +1,230 @@
+"""build_report on recorded result files: verdicts, grid, differences, failures, inputs."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from emmett_valkey_matrix.report import Report, build_report
+from emmett_valkey_matrix.report.load import read_benchmarks, read_results
+
+DATA = Path(__file__).parent / "data"
+NOW = "2026-11-26T02:00:00Z"
+
+
+def _build(results: list[dict[str, Any]], **kw: Any) -> Report:
+    kw.setdefault("handler_version", "0.1.0")
+    return build_report(results, None, kw.pop("benchmarks", None), generated_at=NOW, **kw)
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    return _build(read_results(DATA / "results"), benchmarks=read_benchmarks(DATA / "benchmarks"))
+
+
+def _doc(name: str) -> dict[str, Any]:
+    return json.loads((DATA / "results" / name).read_text())
+
+
+def _verdicts(r: Report) -> dict[str, str]:
+    return {c.id: c.verdict.code for c in r.columns}
+
+
+def test_every_catalogue_id_is_a_column_in_order(report: Report) -> None:
+    """All ten ids appear, Valkey first then Redis, each by release line."""
+    assert [c.id for c in report.columns] == [
+        "valkey72",
+        "valkey80",
+        "valkey81",
+        "valkey90",
+        "valkey91",
+        "redis62",
+        "redis70",
+        "redis72",
+        "redis74",
+        "redis82",
+    ]
+
+
+def test_verdicts(report: Report) -> None:
+    """Certified, failed, with deviations and not run follow the rules in verdict.py."""
+    assert _verdicts(report) == {
+        "valkey72": "not_run",
+        "valkey80": "not_run",
+        "valkey81": "not_run",
+        "valkey90": "not_run",
+        "valkey91": "certified",
+        "redis62": "not_run",
+        "redis70": "failed",
+        "redis72": "certified_with_deviations",
+        "redis74": "not_run",
+        "redis82": "not_run",
+    }
+    by_id = {c.id: c for c in report.columns}
+    assert by_id["valkey91"].verdict.reason == "21 passed, 1 skipped"
+    assert by_id["redis70"].verdict.reason == "1 failed of 22 ValkeyCache tests"
+    assert "redis72-client-info-lib-name" in by_id["redis72"].verdict.reason
+    assert by_id["valkey80"].verdict.reason == "no result file"
+    assert "CERTIFY_VALKEY72_BIN" in by_id["valkey72"].verdict.reason
+    assert by_id["valkey91"].label == "Valkey 9.1.2" and by_id["valkey72"].label == "Valkey 7.2.x"
+
+
+def test_baseline_deviations_and_errors_do_not_change_our_verdict(report: Report) -> None:
+    """valkey91's baseline has xfailed deviations and redis70's an error; only ours decides."""
+    by_id = {c.id: c for c in report.columns}
+    assert by_id["valkey91"].baseline.xfailed == 2 and by_id["valkey91"].verdict.code == "certified"
+    assert by_id["redis70"].baseline.error == 1
+
+
+def test_grid_counts(report: Report) -> None:
+    """A cell counts one suite of one handler on one server; not-run servers have no counts."""
+    row = {(r.suite, r.handler): {c.server_id: c for c in r.cells} for r in report.grid}
+    assert len(report.grid) == 18
+    fail = row[("integration", "ValkeyCache")]["redis70"]
+    assert (fail.state, fail.counts and (fail.counts.passed, fail.counts.failed)) == ("fail", (4, 1))
+    skip = row[("async_", "ValkeyCache")]["valkey91"]
+    assert skip.state == "pass" and skip.counts is not None and skip.counts.skipped == 1
+    dev = row[("pattern_clear", "RedisCache")]["valkey91"]
+    assert dev.state == "deviation" and dev.counts is not None and dev.counts.xfailed == 1
+    assert row[("unit", "ValkeyCache")]["valkey80"].state == "not_run"
+    assert row[("unit", "ValkeyCache")]["valkey80"].counts is None
+
+
+def test_differences_across_servers(report: Report) -> None:
+    """Tests whose outcome differs across servers are keyed without the server label, ours first."""
+    first = report.differences[0]
+    assert first.test == "certification/test_integration.py::test_client_name[{server}-ValkeyCache]"
+    assert {o.server_id: o.outcome for o in first.outcomes} == {
+        "valkey91": "passed",
+        "redis70": "failed",
+        "redis72": "xfailed",
+    }
+    handlers = [d.handler for d in report.differences]
+    assert handlers == sorted(handlers, key=["ValkeyCache", "RedisCache"].index)
+    assert not any("test_get_set" in d.test for d in report.differences)
+
+
+def test_deviations_carry_explanations(report: Report) -> None:
+    """Each listed deviation has its explanation and the servers where it occurred."""
+    devs = {d.id: d for d in report.deviations}
+    keys = devs["redis-cache-clear-uses-keys"]
+    assert keys.handler == "RedisCache" and "KEYS instead of SCAN" in (keys.explanation or "")
+    assert keys.occurred_on == ("valkey91", "redis70", "redis72")
+    assert devs["redis72-client-info-lib-name"].handler == "ValkeyCache"
+
+
+def test_failures_have_message_and_exact_rerun(report: Report) -> None:
+    """A failure names the test, its message and the one command that reruns exactly it on that server."""
+    ours = [f for f in report.failures if f.handler == "ValkeyCache"]
+    assert len(ours) == 1
+    assert ours[0].nodeid == "certification/test_integration.py::test_client_name[redis-7.0.15-ValkeyCache]"
+    assert ours[0].rerun == f"tox -e redis70 -- '{ours[0].nodeid}'"
+    assert "<script>" in (ours[0].message or "")
+    assert [f.outcome for f in report.failures if f.handler == "RedisCache"] == ["error"]
+
+
+def test_bad_inputs_are_listed_never_merged(report: Report) -> None:
+    """Malformed, foreign, stale and unknown files are rejected; the older valkey91 run is superseded."""
+    status = {i.file: (i.status, i.problem) for i in report.inputs if i.kind == "results"}
+    assert status == {
+        "keydb63.json": ("rejected", "unknown_server"),
+        "redis62-stale.json": ("rejected", "stale"),
+        "truncated.json": ("rejected", "malformed"),
+        "valkey81-foreign-schema.json": ("rejected", "foreign_schema"),
+        "valkey91-2026-11-25.json": ("superseded", "superseded"),
+        "valkey91.json": ("accepted", None),
+        "redis70.json": ("accepted", None),
+        "redis72.json": ("accepted", None),
+        "valkey72.json": ("accepted", None),
+    }
+    assert not any("stale run failure" in (f.message or "") for f in report.failures)
+    assert _verdicts(report)["redis62"] == "not_run" and _verdicts(report)["valkey81"] == "not_run"
+
+
+def test_newest_wins_whatever_the_order() -> None:
+    """Of two files for one id the later finished_at wins, whichever comes first in the input."""
+    new, old = _doc("valkey91.json"), _doc("valkey91-2026-11-25.json")
+    for docs in ([new, old], [old, new]):
+        assert _verdicts(_build(docs))["valkey91"] == "certified"
+
+
+def test_without_version_check_a_stale_file_is_used() -> None:
+    """handler_version=None turns the version check off (the caller passes the installed version)."""
+    assert _verdicts(_build([_doc("redis62-stale.json")], handler_version=None))["redis62"] == "failed"
+
+
+def test_invalid_document_is_rejected_with_its_path() -> None:
+    """A document that breaks the results schema is rejected, naming where."""
+    doc = _doc("redis70.json")
+    doc["tests"][3]["outcome"] = "exploded"
+    (item,) = _build([doc]).inputs
+    assert item.problem == "invalid" and item.detail is not None and item.detail.startswith("tests/3/outcome")
+
+
+def test_server_mismatch_is_rejected() -> None:
+    """A file whose server is not the catalogued product and line is rejected."""
+    doc = _doc("redis70.json")
+    doc["server_id"] = "redis74"
+    (item,) = _build([doc]).inputs
+    assert item.problem == "mismatch"
+
+
+def _variant(change: dict[str, Any]) -> str:
+    doc = copy.deepcopy(_doc("valkey91.json"))
+    for test in doc["tests"]:
+        if test["name"] == "test_get_set" and test["handler"] == "ValkeyCache":
+            test.update(change)
+    return _build([doc]).columns[4].verdict.code
+
+
+def test_unexplained_xfail_of_ours_fails() -> None:
+    """An expected failure of ours without an explained deviation is a failure."""
+    assert _variant({"outcome": "xfailed", "deviation": None}) == "failed"
+    assert _variant({"outcome": "xfailed", "deviation": "nobody-wrote-this-down"}) == "failed"
+
+
+def test_explained_xfail_or_xpass_of_ours_is_a_deviation() -> None:
+    """An explained deviation, or a listed one that did not occur, certifies with deviations."""
+    assert _variant({"outcome": "xfailed", "deviation": "redis-cache-expire-zero"}) == "certified_with_deviations"
+    assert _variant({"outcome": "xpassed", "deviation": "redis-cache-expire-zero"}) == "certified_with_deviations"
+    assert _variant({"outcome": "error"}) == "failed"
+
+
+def test_error_status_and_all_skipped() -> None:
+    """A run that errored fails with its reason; a run where all of ours skipped is not run."""
+    errored = {**_doc("valkey72.json"), "status": "error", "reason": "server crashed: SIGSEGV"}
+    verdict = _build([errored]).columns[0].verdict
+    assert (verdict.code, verdict.reason) == ("failed", "the run did not complete: server crashed: SIGSEGV")
+    doc = _doc("valkey91.json")
+    for test in doc["tests"]:
+        if test["handler"] == "ValkeyCache":
+            test["outcome"] = "skipped"
+    assert _build([doc]).columns[4].verdict.code == "not_run"
+
+
+def test_latency_against_expectations(report: Report) -> None:
+    """p99 is compared with the design: GET/SET under 1 ms, pattern clear under 10 ms."""
+    rows = {(r.server_id, r.handler): {o.op: o for o in r.ops} for r in report.latency}
+    assert rows[("valkey91", "ValkeyCache")]["get"].met is True
+    assert rows[("redis70", "ValkeyCache")]["pattern_clear"].met is False
+    assert rows[("redis70", "ValkeyCache")]["get_many"].met is None
+    assert ("redis72", "RedisCache") not in rows
+
+
+def test_benchmarks_median_ops_and_ratio(report: Report) -> None:
+    """Benchmark rows pair ours with the baseline by group and name."""
+    (get, _set) = report.benchmarks
+    assert (get.server_id, get.group, get.name) == ("valkey91", "get", "test_bench_get")
+    assert get.ours_ops == pytest.approx(1 / 0.000062, abs=0.1) and get.ratio == pytest.approx(66 / 62, abs=1e-3)
+
+
+def test_pure_and_deterministic(report: Report) -> None:
+    """The same inputs give an equal report, and the inputs are not modified."""
+    results = read_results(DATA / "results")
+    before = copy.deepcopy(results)
+    again = _build(results, benchmarks=read_benchmarks(DATA / "benchmarks"))
+    assert results == before
+    assert again == report

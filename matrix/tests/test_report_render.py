@@ -1,0 +1,191 @@
+"""Markdown, HTML and JSON documents: order, escaping, chart, schema, determinism, files written."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import jsonschema
+import pytest
+from emmett_valkey_matrix.report import (
+    Report,
+    build_report,
+    main,
+    render_html,
+    render_json,
+    render_markdown,
+    write_reports,
+)
+from emmett_valkey_matrix.report.load import read_benchmarks, read_results
+from emmett_valkey_matrix.report.servers import package_text
+
+DATA = Path(__file__).parent / "data"
+NOW = "2026-11-26T02:00:00Z"
+
+
+@pytest.fixture(scope="module")
+def report() -> Report:
+    return build_report(
+        read_results(DATA / "results"),
+        None,
+        read_benchmarks(DATA / "benchmarks"),
+        generated_at=NOW,
+        handler_version="0.1.0",
+    )
+
+
+def test_markdown_sections_in_order(report: Report) -> None:
+    """Verdicts first, then grid, differences, failures, provenance, latency, inputs."""
+    md = render_markdown(report)
+    heads = [line for line in md.splitlines() if line.startswith("## ")]
+    assert heads == [
+        "## Verdict per server",
+        "## Results by suite",
+        "## Differences between versions",
+        "## Failures",
+        "## Provenance",
+        "## Latency",
+        "## Rejected or stale inputs",
+    ]
+    assert "| Valkey 9.1.2<br>`valkey91` | **✔ certified** | 21 passed, 1 skipped |" in md
+
+
+def test_markdown_tables_are_well_formed(report: Report) -> None:
+    """Every table row has as many unescaped pipes as its header."""
+    lines = render_markdown(report).splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith("|---"):
+            width = len(re.findall(r"(?<!\\)\|", lines[i - 1]))
+            j = i + 1
+            while j < len(lines) and lines[j].startswith("| "):
+                assert len(re.findall(r"(?<!\\)\|", lines[j])) == width, lines[j]
+                j += 1
+
+
+def test_markdown_escapes_and_fences_messages(report: Report) -> None:
+    """Raw HTML never reaches the Markdown outside a code block; the rerun command is in a code block."""
+    md = render_markdown(report)
+    outside = re.sub(r"```.*?```", "", md, flags=re.S)
+    assert "<script>" not in outside
+    assert "<br>" in outside  # our own line breaks in table cells
+    assert "  tox -e redis70 -- 'certification/test_integration.py::test_client_name[redis-7.0.15-ValkeyCache]'" in md
+    assert "rejected: stale" in md and "superseded" in md
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+        self.attrs: list[tuple[str, str | None]] = []
+        self.text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append(tag)
+        self.attrs += attrs
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+
+
+def test_html_escapes_every_message(report: Report) -> None:
+    """A test message with <script>, quotes and & is shown as text, never as markup."""
+    html = render_html(report)
+    parsed = _Collect()
+    parsed.feed(html)
+    assert "script" not in parsed.tags
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "assert &#x27;emmett-valkey&lt;0.1.0&gt;&#x27; == &quot;emmett-valkey&quot; &amp;" in html
+    assert any("<script>alert(1)</script>" in t for t in parsed.text)
+
+
+def test_html_is_self_contained(report: Report) -> None:
+    """No script, no external stylesheet, font, image or link target outside the page."""
+    html = render_html(report)
+    parsed = _Collect()
+    parsed.feed(html)
+    assert not {"script", "link", "img", "iframe"} & set(parsed.tags)
+    for name, value in parsed.attrs:
+        if name in ("href", "src"):
+            assert value is not None and value.startswith("#"), value
+    assert "@import" not in html and "url(http" not in html
+    assert "@media print" in html and "@media (max-width" in html
+
+
+def test_html_has_grid_and_latency_chart(report: Report) -> None:
+    """The grid table has headers, and each operation with samples has an inline SVG chart."""
+    html = render_html(report)
+    assert '<table class="grid">' in html and '<th scope="colgroup" colspan="5" class="product">Valkey</th>' in html
+    assert html.count('<svg class="chart"') == 4
+    assert "expected p99 &lt; 1 ms" in html and "expected p99 &lt; 10 ms" in html
+    assert "12.3 ✘" in html
+
+
+def test_json_matches_its_schema(report: Report) -> None:
+    """compatibility.json validates against schemas/report-1.schema.json."""
+    doc = json.loads(render_json(report))
+    schema = json.loads(package_text("schemas/report-1.schema.json"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    jsonschema.Draft202012Validator(schema).validate(doc)
+    assert doc["schema"] == "emmett-valkey-report/1"
+    assert [c["verdict"]["code"] for c in doc["columns"]][4] == "certified"
+
+
+def test_recorded_results_match_the_input_schema() -> None:
+    """The recorded files meant to be accepted validate against schemas/results-1.schema.json."""
+    schema = json.loads(package_text("schemas/results-1.schema.json"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    for name in ("valkey91.json", "redis70.json", "redis72.json", "valkey72.json"):
+        jsonschema.Draft202012Validator(schema).validate(json.loads((DATA / "results" / name).read_text()))
+
+
+def test_same_input_same_bytes(report: Report) -> None:
+    """Rendering twice, from a fresh build, gives identical bytes for all three documents."""
+    again = build_report(
+        read_results(DATA / "results"),
+        None,
+        read_benchmarks(DATA / "benchmarks"),
+        generated_at=NOW,
+        handler_version="0.1.0",
+    )
+    for render in (render_markdown, render_html, render_json):
+        assert render(again).encode() == render(report).encode()
+
+
+def test_write_reports_and_cli(tmp_path: Path) -> None:
+    """write_reports and main write the three documents from reports/results and reports/benchmarks."""
+    shutil.copytree(DATA / "results", tmp_path / "reports" / "results")
+    shutil.copytree(DATA / "benchmarks", tmp_path / "reports" / "benchmarks")
+    paths = write_reports(
+        tmp_path / "reports" / "results", tmp_path / "reports", handler_version="0.1.0", generated_at=NOW
+    )
+    assert [p.name for p in paths] == ["compatibility.md", "compatibility.html", "compatibility.json"]
+    first = [p.read_bytes() for p in paths]
+    out = tmp_path / "cli"
+    assert (
+        main(
+            [
+                "--results",
+                str(tmp_path / "reports" / "results"),
+                "--out",
+                str(out),
+                "--handler-version",
+                "0.1.0",
+                "--generated-at",
+                NOW,
+            ]
+        )
+        == 0
+    )
+    assert [(out / p.name).read_bytes() for p in paths] == first
+    assert not list(out.glob("*.partial"))
+
+
+def test_empty_results_dir_reports_every_id_not_run(tmp_path: Path) -> None:
+    """With no result file at all, every id is 'not run: no result file'."""
+    paths = write_reports(tmp_path / "missing", tmp_path, handler_version="0.1.0", generated_at=NOW)
+    doc = json.loads(paths[2].read_text())
+    assert {c["verdict"]["reason"] for c in doc["columns"]} == {"no result file"}
+    assert len(doc["columns"]) == 10
