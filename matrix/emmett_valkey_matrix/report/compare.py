@@ -13,13 +13,23 @@ Doc = Mapping[str, Any]
 
 
 def test_key(doc: Doc, test: Mapping[str, Any]) -> str:
-    """A test's node id with this server's label (``valkey-9.1.2``) replaced by ``{server}``.
+    """A test's node id with this server's parameter (its id, ``valkey91``) replaced by ``{server}``.
 
-    The same key on two servers means the same test body, parameters and handler.
+    The same key on two servers means the same test body, parameters and handler. A label of the form
+    ``valkey-9.1.2`` is replaced too, for result files whose suites name servers that way.
     """
+    nodeid = str(test["nodeid"])
+    head, bracket, params = nodeid.partition("[")
     server = doc.get("server") or {}
-    label = f"{server.get('product')}-{server.get('version')}"
-    return str(test["nodeid"]).replace(label, "{server}")
+    labels = {str(doc.get("server_id")), f"{server.get('product')}-{server.get('version')}"}
+    if bracket:
+        parts = params[:-1].split("-") if params.endswith("]") else [params]
+        parts = ["{server}" if part in labels else part for part in parts]
+        params = "-".join(parts) + "]"
+        nodeid = head + bracket + params
+    for label in labels:
+        nodeid = nodeid.replace(label, "{server}")
+    return nodeid
 
 
 def _order(handler: str, suite: str, key: str) -> tuple[int, int, str]:
