@@ -131,35 +131,44 @@ def _source_version(tree: Path) -> tuple[str, str]:
     raise SourceError(f"{tree}/src/version.h declares no VALKEY_VERSION or REDIS_VERSION")
 
 
+def _server_target(tree: Path) -> str:
+    """Return the server's make target: ``<ENGINE_NAME>-server`` on Valkey, ``redis-server`` on Redis."""
+    makefile = tree / "src" / "Makefile"
+    text = makefile.read_text(errors="replace") if makefile.is_file() else ""
+    engine = re.search(r"^ENGINE_NAME\s*:?=\s*(\w+)", text, re.MULTILINE)
+    if engine:
+        return f"{engine.group(1)}-server"
+    return "valkey-server" if "valkey-server" in text else "redis-server"
+
+
 def _make(
     tree: Path, dest: Path, *, detail: str, sha256: str, progress: Callable[[str], None], jobs: int | None
 ) -> BuildResult:
-    target = (
-        "valkey-server"
-        if "valkey-server" in (tree / "src" / "Makefile").read_text(errors="replace")
-        else ("redis-server")
-    )
+    target = _server_target(tree)
     jobs = jobs or len(os.sched_getaffinity(0))
     cmd = ["make", f"-j{jobs}", target, "BUILD_TLS=no", "MALLOC=libc", "USE_SYSTEMD=no"]
     progress(f"building {target} in {tree.relative_to(dest)}: {' '.join(cmd)}")
     log_path = dest / "build.log"
     started = time.monotonic()
     compiled = 0
-    with log_path.open("w") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace"
-        )
-        assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = _ANSI.sub("", raw).strip()
-            log.write(line + "\n")
-            if line.startswith("CC ") or line.startswith("gcc ") or line.startswith("cc "):
-                compiled += 1
-                if compiled % 25 == 0:
-                    progress(f"make: {compiled} files compiled, {time.monotonic() - started:.0f}s")
-            elif line.startswith("LINK "):
-                progress(f"make: {line}")
-        code = proc.wait()
+    pipe, merged = subprocess.PIPE, subprocess.STDOUT
+    try:
+        with (
+            log_path.open("w") as log,
+            subprocess.Popen(cmd, cwd=tree, stdout=pipe, stderr=merged, text=True, errors="replace") as proc,
+        ):
+            for raw in proc.stdout or ():
+                line = _ANSI.sub("", raw).strip()
+                log.write(line + "\n")
+                if line.startswith(("CC ", "gcc ", "cc ")):
+                    compiled += 1
+                    if compiled % 25 == 0:
+                        progress(f"make: {compiled} files compiled, {time.monotonic() - started:.0f}s")
+                elif line.startswith("LINK "):
+                    progress(f"make: {line}")
+            code = proc.wait()
+    except OSError as exc:
+        raise SourceError(f"cannot run make in {tree}: {exc}") from exc
     elapsed = time.monotonic() - started
     if code != 0:
         tail = "\n".join(log_path.read_text().splitlines()[-_TAIL_LINES:])

