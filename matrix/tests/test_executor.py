@@ -14,7 +14,6 @@ import time
 
 import pytest
 import valkey
-
 from emmett_valkey_matrix import ServerOptions, StartError
 from emmett_valkey_matrix.executor import PortClaim, port_dir
 
@@ -112,14 +111,14 @@ def test_port_claim_is_exclusive_and_skips_bound_ports(monkeypatch):
     assert not (port_dir() / f"{first.port}.lock").exists()
 
 
-def test_bad_option_fails_fast_with_log_tail(valkey91, tmp_path):
+def test_bad_option_fails_fast_with_log_tail(valkey91, tmp_path, monkeypatch):
     """A server that refuses its options raises StartError quoting the log, and leaves no claim."""
-    before = set(port_dir().iterdir())
+    monkeypatch.setenv("EMMETT_VALKEY_PORT_DIR", str(tmp_path / "ports"))  # other workers claim ports too
     with pytest.raises(StartError) as info:
         valkey91.start(ServerOptions(extra=(("no-such-directive", "1"),)), workdir=tmp_path)
     assert "no-such-directive" in str(info.value)
     assert "exited with code" in str(info.value)
-    assert set(port_dir().iterdir()) <= before
+    assert list((tmp_path / "ports").iterdir()) == []
 
 
 def test_requirepass_server_is_ready_and_demands_auth(valkey91, tmp_path):

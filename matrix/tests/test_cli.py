@@ -1,0 +1,74 @@
+"""The emmett-valkey-matrix CLI, run as a real subprocess (python -m emmett_valkey_matrix)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _run(*args, env_extra=None, check=False):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTIFY_")}
+    env["PATH"] = os.path.dirname(sys.executable)  # no stray valkey-server/redis-server on PATH
+    env.update(env_extra or {})
+    return subprocess.run([sys.executable, "-m", "emmett_valkey_matrix", *args], capture_output=True, text=True,
+                          env=env, timeout=300, check=check)
+
+
+def test_list_json_reports_every_id(valkey91, catalogue):
+    """`list --json --no-fetch` gives one row per id: resolvable with its version, or why not."""
+    out = _run("list", "--json", "--no-fetch", check=True)
+    rows = {r["id"]: r for r in json.loads(out.stdout)}
+    assert list(rows) == list(catalogue)
+    assert rows["valkey91"]["status"] == "resolvable"
+    assert (rows["valkey91"]["source"], rows["valkey91"]["version"]) == ("wheel", "9.1.2")
+    assert rows["valkey72"]["status"] == "not_available"
+    assert "CERTIFY_VALKEY72_URL" in rows["valkey72"]["reason"]
+
+
+def test_list_text_names_source_and_version(valkey91):
+    """The text listing shows the id, its actual version and the source that resolved."""
+    out = _run("list", "--no-fetch", "--brief", "valkey91", "valkey72", check=True)
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:3] == ["valkey91", "9.1.2", "wheel:"]
+    assert lines[1].startswith("valkey72") and "not_available" in lines[1]
+
+
+def test_resolvable_prints_ids_one_per_line(valkey91):
+    """`resolvable` lists ids that resolve here: valkey91 yes, valkey72 no."""
+    ids = _run("resolvable", "--no-fetch", check=True).stdout.split()
+    assert "valkey91" in ids and "valkey72" not in ids
+
+
+def test_check_prints_provenance(valkey91):
+    """`check` starts the server, prints its provenance as JSON and stops it."""
+    out = _run("check", "valkey91", check=True)
+    prov = json.loads(out.stdout)
+    assert (prov["id"], prov["version"], prov["source"]["kind"]) == ("valkey91", "9.1.2", "wheel")
+
+
+def test_fetch_fails_naming_what_is_missing():
+    """`fetch valkey72` exits non-zero and names valkey72 with the ways to provide it."""
+    out = _run("fetch", "valkey72")
+    assert out.returncode == 1
+    assert "not available: valkey72" in out.stderr
+    assert "CERTIFY_VALKEY72_BIN" in out.stderr
+
+
+def test_check_with_wrong_user_binary_fails(valkey91):
+    """`check` exits 1 with the IntegrityError when a user binary is of another line."""
+    out = _run("check", "valkey90", env_extra={"CERTIFY_VALKEY90_BIN": str(valkey91.binary.path)})
+    assert out.returncode == 1
+    assert "IntegrityError" in out.stderr and "found Valkey 9.1.2" in out.stderr
+
+
+def test_unknown_id_is_a_usage_error():
+    """An id outside the catalogue is refused with the list of known ids."""
+    out = _run("fetch", "valkey99")
+    assert out.returncode != 0 and "known: valkey72" in out.stderr
