@@ -6,7 +6,6 @@ import dataclasses
 from pathlib import Path
 
 import pytest
-
 from emmett_valkey_matrix.catalogue import CATALOGUE_PATH, CatalogueError, in_line, load_catalogue
 
 IDS = ["valkey72", "valkey80", "valkey81", "valkey90", "valkey91",
