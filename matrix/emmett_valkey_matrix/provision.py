@@ -141,7 +141,8 @@ def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
             continue
         found = probe_version(binary.path, env=binary.environ(), argv0=binary.argv0)
         check(entry, found, f"{source.kind} {source.detail}", source.version)
-        return Resolved(entry, source.kind, source.detail, found.version, exact=source.version, binary=binary)
+        return Resolved(entry, source.kind, binary.source["detail"], found.version, exact=source.version,
+                        binary=binary)
 
     engine = compose.docker_engine()
     if engine is None:
