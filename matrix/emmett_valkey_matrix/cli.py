@@ -124,11 +124,25 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="start a server, print its provenance, stop it")
     p.add_argument("id", metavar="ID")
     p.set_defaults(func=cmd_check)
+    for name, (_module, text) in _DELEGATED.items():
+        sub.add_parser(name, help=f"{text} (see: {name} --help)", add_help=False)
     return parser
+
+
+#: subcommands that own their argument parsing: name -> (module, help)
+_DELEGATED = {
+    "report": ("emmett_valkey_matrix.report", "render reports/compatibility.{md,html,json} from reports/results"),
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script and of ``python -m emmett_valkey_matrix``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in _DELEGATED:
+        import importlib
+
+        delegated: int = importlib.import_module(_DELEGATED[argv[0]][0]).main(argv[1:])
+        return delegated
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
     return code
