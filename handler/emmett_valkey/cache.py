@@ -16,6 +16,7 @@ from emmett_core.cache.handlers import CacheHandler
 from valkey.asyncio.retry import Retry as AsyncRetry
 from valkey.backoff import EqualJitterBackoff
 from valkey.exceptions import ConnectionError as ValkeyConnectionError
+from valkey.exceptions import OutOfMemoryError, ResponseError
 from valkey.exceptions import TimeoutError as ValkeyTimeoutError
 from valkey.retry import Retry
 
@@ -32,6 +33,11 @@ log = logging.getLogger("emmett_valkey")
 
 #: errors that fail-soft mode turns into a miss or a no-op: the server is unreachable or too slow
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ValkeyConnectionError, ValkeyTimeoutError, OSError)
+#: errors that fail-soft mode turns into a no-op on writes: the transient ones, and a full server (noeviction)
+WRITE_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, OutOfMemoryError)
+
+#: default ``max_value_size``: the server's default ``proto-max-bulk-len`` (512 MB)
+MAX_BULK_LEN = 512 * 1024 * 1024
 
 _MISSING: Any = object()
 _instances: weakref.WeakSet[ValkeyCache] = weakref.WeakSet()
@@ -39,6 +45,14 @@ _instances: weakref.WeakSet[ValkeyCache] = weakref.WeakSet()
 
 def _count(reply: Any) -> int:
     return int(reply)
+
+
+def _without_arguments(exc: ResponseError) -> ResponseError:
+    """Drop the command arguments valkey-py writes into a pipeline error: they hold cached values."""
+    if exc.args and isinstance(exc.args[0], str) and exc.args[0].startswith("Command # "):
+        number, _, rest = exc.args[0].partition(" (")
+        exc.args = (f"{number} of pipeline caused error: {rest.partition(' caused error: ')[2]}", *exc.args[1:])
+    return exc
 
 
 async def _close_at_loop_shutdown(client: avalkey.Valkey) -> AsyncGenerator[None, None]:
@@ -99,6 +113,7 @@ class ValkeyCache(CacheHandler):
         on_error: OnError = "raise",
         serializer: Serializer | None = None,
         scan_count: int = 1000,
+        max_value_size: int | None = MAX_BULK_LEN,
         **pool_kwargs: Any,
     ) -> None:
         if not isinstance(prefix, str):
@@ -110,11 +125,15 @@ class ValkeyCache(CacheHandler):
             raise ValueError(f"scan_count must be a positive int, got {scan_count!r}")
         if retries < 0:
             raise ValueError(f"retries must be 0 or more, got {retries!r}")
+        if max_value_size is not None and (isinstance(max_value_size, bool) or not isinstance(max_value_size, int)
+                                           or max_value_size < 1):
+            raise ValueError(f"max_value_size must be a positive int or None, got {max_value_size!r}")
         # emmett_core annotates default_expire as int; floats work here because durations are resolved by us
         super().__init__(prefix=prefix, default_expire=default_expire)  # type: ignore[arg-type]
         self.on_error: OnError = on_error
         self.serializer: Serializer = serializer if serializer is not None else EmmettPickleSerializer()
         self.scan_count = scan_count
+        self.max_value_size = max_value_size
         self._url = url
         self._ssl = ssl or (url is not None and url.startswith(("valkeys://", "rediss://")))
         self._pool_timeout = pool_timeout
@@ -244,6 +263,13 @@ class ValkeyCache(CacheHandler):
 
     # -- encoding -----------------------------------------------------------------------------------------------
 
+    def _encode(self, name: str, value: Any) -> bytes:
+        payload = self.serializer.dumps(value)
+        if self.max_value_size is not None and len(payload) > self.max_value_size:
+            raise ValueError(f"{name!r}: the value takes {len(payload)} bytes, more than max_value_size="
+                             f"{self.max_value_size} (the server's proto-max-bulk-len); nothing was written")
+        return payload
+
     def _decode(self, key: str, raw: bytes | None) -> Any:
         if raw is None:
             self.stats_counters.misses += 1
@@ -260,7 +286,7 @@ class ValkeyCache(CacheHandler):
 
     def _soft(self, operation: str, exc: BaseException) -> None:
         """Fail-soft bookkeeping; re-raises unless ``on_error="miss"``."""
-        if self.on_error != "miss" or not isinstance(exc, TRANSIENT_ERRORS):
+        if self.on_error != "miss" or not isinstance(exc, WRITE_ERRORS):
             raise exc
         self.stats_counters.errors += 1
         log.warning("emmett_valkey: %s failed, served as %s: %r", operation,
@@ -287,10 +313,10 @@ class ValkeyCache(CacheHandler):
         """Store *value* for *duration* seconds (``"default"``, ``None`` = one year, or a positive number)."""
         name = self._prefix + check_key(key)
         ms = to_milliseconds(duration, self._default_expire)
-        payload = self.serializer.dumps(value)
+        payload = self._encode(name, value)
         try:
             self.client.set(name, payload, px=ms)
-        except TRANSIENT_ERRORS as exc:
+        except WRITE_ERRORS as exc:
             self._soft("set", exc)
             return False
         self.stats_counters.sets += 1
@@ -363,18 +389,22 @@ class ValkeyCache(CacheHandler):
     def _encode_many(self, mapping: Mapping[str, Any], duration: Any) -> tuple[int, list[tuple[str, bytes]]]:
         # everything is checked and encoded before the first byte is sent: a bad value writes nothing
         ms = to_milliseconds(duration, self._default_expire)
-        return ms, [(self._prefix + check_key(k), self.serializer.dumps(v)) for k, v in mapping.items()]
+        names = [(self._prefix + check_key(k), v) for k, v in mapping.items()]
+        return ms, [(name, self._encode(name, v)) for name, v in names]
 
     def set_many(self, mapping: Mapping[str, Any], duration: int | float | str | None = "default") -> bool:
-        """Store every pair of *mapping* with one round trip (a non-transactional pipeline)."""
+        """Store every pair of *mapping* with one round trip, all or none (MULTI/EXEC)."""
         ms, items = self._encode_many(mapping, duration)
         if not items:
             return True
         try:
-            with self.client.pipeline(transaction=False) as pipe:
+            with self.client.pipeline(transaction=True) as pipe:
                 for name, payload in items:
                     pipe.set(name, payload, px=ms)
                 pipe.execute()  # type: ignore[no-untyped-call]
+        except ResponseError as exc:
+            self._soft("set_many", _without_arguments(exc))
+            return False
         except TRANSIENT_ERRORS as exc:
             self._soft("set_many", exc)
             return False
@@ -454,10 +484,10 @@ class ValkeyCache(CacheHandler):
         """Async :meth:`set`."""
         name = self._prefix + check_key(key)
         ms = to_milliseconds(duration, self._default_expire)
-        payload = self.serializer.dumps(value)
+        payload = self._encode(name, value)
         try:
             await self.aclient.set(name, payload, px=ms)
-        except TRANSIENT_ERRORS as exc:
+        except WRITE_ERRORS as exc:
             self._soft("set", exc)
             return False
         self.stats_counters.sets += 1
@@ -512,10 +542,13 @@ class ValkeyCache(CacheHandler):
         if not items:
             return True
         try:
-            async with self.aclient.pipeline(transaction=False) as pipe:
+            async with self.aclient.pipeline(transaction=True) as pipe:
                 for name, payload in items:
                     pipe.set(name, payload, px=ms)
                 await pipe.execute()
+        except ResponseError as exc:
+            self._soft("set_many", _without_arguments(exc))
+            return False
         except TRANSIENT_ERRORS as exc:
             self._soft("set_many", exc)
             return False

@@ -10,7 +10,8 @@ class Stats:
     """Counts since the handler was made (or :meth:`reset`), in this process.
 
     ``refused`` counts stored entries the serializer would not decode (served as misses); ``errors`` counts
-    connection and timeout errors that fail-soft mode (``on_error="miss"``) served as a miss or a no-op.
+    connection and timeout errors (and, on writes, a full server's OOM refusal) that fail-soft mode
+    (``on_error="miss"``) served as a miss or a no-op.
     Increments are not locked: under heavy thread contention a count can come out slightly low.
     """
 
