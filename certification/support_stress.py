@@ -1,0 +1,160 @@
+"""Worker bodies for the stress and pattern_clear suites, importable by ``spawn`` children (no pytest here).
+
+Every value the stress workers write carries a SHA-256 over its key, writer, sequence number and payload, so any
+read that returns a torn, misrouted or corrupted entry is caught where it happens.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+SHARED_SLOTS = 32  # shared keys k:0 .. k:31, written, read and pattern-cleared by every worker
+COUNTER = "ctr"  # one counter every worker increments
+
+
+def checked_value(key: str, writer: str, seq: int, rnd: random.Random) -> dict[str, Any]:
+    """A value that proves where it came from: payload plus a SHA-256 of key, writer, sequence and payload."""
+    payload = rnd.randbytes(rnd.randint(0, 600))
+    return {"key": key, "writer": writer, "seq": seq, "payload": payload, "sha256": _digest(key, writer, seq, payload)}
+
+
+def _digest(key: str, writer: str, seq: int, payload: bytes) -> str:
+    return hashlib.sha256(f"{key}\x00{writer}\x00{seq}\x00".encode() + payload).hexdigest()
+
+
+def verify(key: str, value: Any) -> str | None:
+    """None if *value* is a miss or an intact value written for *key*; else what is wrong with it."""
+    if value is None:
+        return None
+    try:
+        ok = value["key"] == key and value["sha256"] == _digest(key, value["writer"], value["seq"], value["payload"])
+    except (TypeError, KeyError) as exc:
+        return f"{key}: not a checked value ({exc!r}): {value!r:.200}"
+    return None if ok else f"{key}: checksum or key mismatch: {value!r:.200}"
+
+
+@dataclass
+class WorkerReport:
+    """What one worker did: counts to check against the server, and every error and corruption it saw."""
+
+    writer: str
+    kind: str
+    ops: int = 0
+    increments: int = 0  # sum of the deltas this worker's incr() calls added to COUNTER
+    own_keys: int = 0  # own:<writer>:0 .. own:<writer>:<own_keys - 1>, written once and never cleared
+    errors: list[str] = field(default_factory=list)
+    corrupt: list[str] = field(default_factory=list)
+
+
+def work(cache: Any, writer: str, kind: str, ops: int, seconds: float, start: threading.Barrier | None) -> WorkerReport:
+    """Run at most *ops* mixed operations for at most *seconds* on *cache*; never raises, reports instead.
+
+    ValkeyCache workers get, set, get_many, get_or_set, incr and clear a pattern; RedisCache workers (the
+    baseline) only get, set, get_or_set and clear a single key, the operations it has.
+    """
+    rnd = random.Random(writer)
+    report = WorkerReport(writer, kind)
+    ours = kind == "ValkeyCache"
+    if start is not None:
+        start.wait(timeout=30)
+    deadline = time.monotonic() + seconds
+    for seq in range(ops):
+        if time.monotonic() > deadline:
+            break
+        key = f"k:{rnd.randrange(SHARED_SLOTS)}"
+        roll = rnd.random()
+        try:
+            if roll < 0.35:
+                _check(report, key, cache.get(key))
+            elif roll < 0.60:
+                cache.set(key, checked_value(key, writer, seq, rnd), 60)
+            elif roll < 0.70:
+                own = f"own:{writer}:{report.own_keys}"
+                cache.set(own, checked_value(own, writer, seq, rnd), 120)
+                report.own_keys += 1
+            elif roll < 0.78:
+                fresh = checked_value(key, writer, seq, rnd)
+                _check(report, key, cache.get_or_set(key, lambda v=fresh: v, 60))  # type: ignore[misc]
+            elif roll < 0.90 and ours:
+                delta = rnd.randint(1, 3)
+                cache.incr(COUNTER, delta, 120)
+                report.increments += delta
+            elif roll < 0.95 and ours:
+                keys = [f"k:{rnd.randrange(SHARED_SLOTS)}" for _ in range(4)]
+                for name, value in cache.get_many(keys).items():
+                    _check(report, name, value)
+            elif ours:
+                cache.clear(f"k:{rnd.randrange(1, 4)}*")  # k:1, k:10..k:19 and so on: a pattern under the prefix
+            else:
+                cache.clear(key)
+        except Exception as exc:  # reported, and the test fails on anything but the documented errors
+            report.errors.append(f"{type(exc).__module__}.{type(exc).__name__}: {exc}")
+        report.ops += 1
+    return report
+
+
+def _check(report: WorkerReport, key: str, value: Any) -> None:
+    problem = verify(key, value)
+    if problem is not None:
+        report.corrupt.append(problem)
+
+
+def run_threads(caches: list[tuple[Any, str, str]], ops: int, seconds: float) -> list[WorkerReport]:
+    """One thread per ``(cache, writer, kind)``, started together; returns their reports once all have ended."""
+    barrier = threading.Barrier(len(caches))
+    reports: list[WorkerReport | None] = [None] * len(caches)
+
+    def target(i: int, cache: Any, writer: str, kind: str) -> None:
+        reports[i] = work(cache, writer, kind, ops, seconds, barrier)
+
+    threads = [threading.Thread(target=target, args=(i, *c), daemon=True) for i, c in enumerate(caches)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=seconds + 30)
+    return [r if r is not None else WorkerReport(c[1], c[2], errors=["thread did not finish"])
+            for r, c in zip(reports, caches, strict=True)]
+
+
+def stress_process(host: str, port: int, prefix: str, process: int, threads: int, ops: int, seconds: float,
+                   client_name: str, results: Any) -> None:
+    """Child body: one ValkeyCache with a pool of 2 (pool_timeout 5 s) shared by *threads* workers."""
+    from emmett_valkey import ValkeyCache
+
+    cache = ValkeyCache(host=host, port=port, prefix=prefix, max_connections=2, pool_timeout=5,
+                        client_name=client_name)
+    try:
+        caches = [(cache, f"p{process}t{t}", "ValkeyCache") for t in range(threads)]
+        results.put([vars(r) for r in run_threads(caches, ops, seconds)])
+    finally:
+        cache.close()
+
+
+def clear_writer(host: str, port: int, our_prefix: str, other_prefix: str, progress: Any, stop: Any,
+                 seconds: float) -> None:
+    """Child body: write ``live:<n>`` under our prefix and ``o:<n>`` under another, 25 of each per round trip.
+
+    ``progress`` (a shared int) is the number of rounds the server acknowledged: keys ``0 .. progress*25 - 1`` of both
+    prefixes were written before it was read.
+    """
+    from emmett_valkey import ValkeyCache
+
+    ours = ValkeyCache(host=host, port=port, prefix=our_prefix)
+    other = ValkeyCache(host=host, port=port, prefix=other_prefix)
+    deadline = time.monotonic() + seconds
+    n = 0
+    try:
+        while not stop.is_set() and time.monotonic() < deadline and n < 100_000:
+            batch = range(n, n + 25)
+            ours.set_many({f"live:{i}": i for i in batch}, 120)
+            other.set_many({f"o:{i}": i for i in batch}, 120)
+            n += 25
+            progress.value = n
+    finally:
+        ours.close()
+        other.close()
