@@ -363,7 +363,7 @@ def test_get_or_set_loop_uses_async_client(ours: ValkeyCache) -> None:
         return "v"
 
     assert asyncio.run(ours("gsl", compute)) == "v"
-    assert ours._client is None
+    assert ours._client is None, "the synchronous pool was made"
 
 
 def test_pool_is_per_process_after_fork(ours: ValkeyCache, raw: valkey.Valkey, key_prefix: str) -> None:

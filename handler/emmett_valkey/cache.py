@@ -114,6 +114,7 @@ class ValkeyCache(CacheHandler):
         serializer: Serializer | None = None,
         scan_count: int = 1000,
         max_value_size: int | None = MAX_BULK_LEN,
+        dedicated_connections: bool = True,
         **pool_kwargs: Any,
     ) -> None:
         if not isinstance(prefix, str):
@@ -162,8 +163,12 @@ class ValkeyCache(CacheHandler):
                 ssl_cert_reqs=ssl_cert_reqs,
                 ssl_check_hostname=ssl_check_hostname,
             )
+        # a thread keeps one pooled connection for itself (no checkout per call) unless the pool is bounded,
+        # where threads holding connections would starve the others
+        self._dedicated = dedicated_connections and max_connections is None and pool_timeout is None
         self._lock = threading.Lock()
         self._client: valkey.Valkey | None = None
+        self._local = threading.local()
         self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, avalkey.Valkey] = (
             weakref.WeakKeyDictionary()
         )
@@ -215,8 +220,8 @@ class ValkeyCache(CacheHandler):
         return avalkey.Valkey(connection_pool=pool)
 
     @property
-    def client(self) -> valkey.Valkey:
-        """Return this process's synchronous client (made on first use)."""
+    def pool_client(self) -> valkey.Valkey:
+        """Return this process's client on its shared connection pool (made on first use)."""
         client = self._client
         if client is None:
             with self._lock:
@@ -224,6 +229,23 @@ class ValkeyCache(CacheHandler):
                     self._client = self._make_client()
                 client = self._client
         return client
+
+    @property
+    def client(self) -> valkey.Valkey:
+        """Return the calling thread's client: one connection of the pool kept for the thread, or the pool itself.
+
+        A thread's connection goes back to the pool when the thread ends. With ``max_connections`` or
+        ``pool_timeout`` set (or ``dedicated_connections=False``) every call checks a connection out instead.
+        """
+        if not self._dedicated:
+            return self.pool_client
+        try:
+            return self._local.client  # type: ignore[no-any-return]
+        except AttributeError:
+            pool = self.pool_client.connection_pool
+            client = valkey.Valkey(connection_pool=pool, single_connection_client=True)
+            self._local.client = client
+            return client
 
     @property
     def aclient(self) -> avalkey.Valkey:
@@ -243,11 +265,13 @@ class ValkeyCache(CacheHandler):
         # after fork: the parent's sockets are not ours; valkey-py does not shut them down from another pid
         self._lock = threading.Lock()
         self._client = None
+        self._local = threading.local()
         self._aclients = weakref.WeakKeyDictionary()
         self._aguards = weakref.WeakKeyDictionary()
 
     def close(self) -> None:
         """Close this process's synchronous connections (the handler reconnects on next use)."""
+        self._local = threading.local()
         client, self._client = self._client, None
         if client is not None:
             client.close()  # type: ignore[no-untyped-call]

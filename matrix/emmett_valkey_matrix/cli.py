@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 #: subcommands that own their argument parsing: name -> (module, help)
 _DELEGATED = {
     "report": ("emmett_valkey_matrix.report", "render reports/compatibility.{md,html,json} from reports/results"),
+    "ratios": ("emmett_valkey_matrix.bench", "paired benchmark ratios and their targets from pytest-benchmark JSON"),
 }
 
 
