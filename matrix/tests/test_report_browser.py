@@ -60,9 +60,13 @@ def test_rendered_dom_has_grid_and_chart(page: Path, tmp_path: Path) -> None:
     assert dom.count('<svg class="chart"') == 4 and '<rect class="bar p99"' in dom
     assert "✘ failed" in dom and "◐ certified with deviations" in dom
     assert "<script>alert(1)</script>" not in dom
+    assert '<table class="bench-head">' in dom and dom.count('<table class="bench-rows">') == 2
+    assert "✘ missed" in dom and "✔ met" in dom and "○ not judged" in dom
 
 
-@pytest.mark.parametrize(("name", "size"), [("desktop", "1400,4600"), ("phone", "390,3000")])
+@pytest.mark.parametrize(
+    ("name", "size"), [("desktop", "1400,4600"), ("phone", "390,3000"), ("benchmarks", "1400,9000")]
+)
 def test_screenshot(page: Path, tmp_path: Path, name: str, size: str) -> None:
     """A screenshot of the page is written under reports/artifacts/ for a person to look at."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

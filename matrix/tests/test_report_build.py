@@ -1,4 +1,4 @@
-"""build_report on recorded result files: verdicts, grid, differences, failures, inputs."""
+"""build_report on recorded result files: verdicts, grid, differences, failures, inputs, benchmark figures."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from emmett_valkey_matrix.report import Report, build_report
+from emmett_valkey_matrix import bench
+from emmett_valkey_matrix.report import Report, build_report, ratios
 from emmett_valkey_matrix.report.load import read_benchmarks, read_results
+from emmett_valkey_matrix.report.model import BenchmarkRun, RatioRow
 
 DATA = Path(__file__).parent / "data"
 NOW = "2026-11-26T02:00:00Z"
@@ -214,9 +216,106 @@ def test_latency_against_expectations(report: Report) -> None:
     assert ("redis72", "RedisCache") not in rows
 
 
-def test_benchmarks_median_ops_and_ratio(report: Report) -> None:
-    """Benchmark rows pair ours with the baseline by group and name."""
-    (get, _set) = report.benchmarks
+# a pytest-benchmark file written before the paired figures: no extra_info, median seconds only
+LEGACY_BENCH = {
+    "benchmarks": [
+        {
+            "group": "get",
+            "name": f"test_bench_get[valkey-9.1.2-{handler}]",
+            "extra_info": {},
+            "params": {"server": "valkey-9.1.2", "handler": handler},
+            "stats": {"median": median},
+        }
+        for handler, median in (("ValkeyCache", 0.000062), ("RedisCache", 0.000066))
+    ]
+}
+
+
+def _run(r: Report, server_id: str) -> BenchmarkRun:
+    return next(run for run in r.benchmark_runs if run.server_id == server_id)
+
+
+def _row(run: BenchmarkRun, figure: str, case: str) -> RatioRow:
+    (row,) = [r for r in run.ratios if r.figure == figure and r.case == case]
+    return row
+
+
+def test_benchmark_ratios_per_server(report: Report) -> None:
+    """A full-size run keeps bench.ratios' rows, judged against their targets, headline figures first."""
+    run = _run(report, "valkey91")
+    assert (run.status, run.file, run.size, run.judged) == ("figures", "valkey91.json", "full", True)
+    doc = json.loads((DATA / "benchmarks" / "valkey91.json").read_text())
+    expected = bench.ratios(doc, "valkey91")
+    assert len(run.ratios) == len(expected)
+    assert {(r.figure, r.case, r.value, r.q1, r.q3, r.target, r.met, r.note) for r in run.ratios} == {
+        (r.metric, r.case, r.value, r.q1, r.q3, r.target, r.met, r.note) for r in expected
+    }
+    raw = _row(run, "ours / valkey-py", "get-int-hit")
+    assert (raw.value, raw.q1, raw.q3, raw.target, raw.met, raw.status, raw.unit, raw.headline) == (
+        1.0815,
+        1.0716,
+        1.0909,
+        "<= 1.05",
+        False,
+        "missed",
+        "ratio",
+        "ours_vs_raw_get",
+    )
+    speedup = _row(run, "set_many speed-up (100 sets / 1 set_many)", "set_many-100")
+    assert (speedup.unit, speedup.status, speedup.target) == ("speedup", "met", ">= 6")
+    assert speedup.value == pytest.approx(1 / 0.1347, abs=1e-3)
+    ping = _row(run, "clear: worst concurrent PING ms", "test_clear_pattern[valkey91] 100000 keys")
+    assert (ping.value, ping.beside, ping.unit, ping.status) == (28.412, 72.264, "ms", "missed")
+    info = _row(run, "RedisCache / redis-py", "get-int-hit")
+    assert (info.target, info.met, info.status, info.headline) == (None, None, "no_target", None)
+    keys = [r.headline for r in run.ratios]
+    first_other = keys.index(None)
+    assert None not in keys[:first_other] and set(keys[first_other:]) == {None}
+    assert (run.met, run.missed, run.not_judged) == (
+        sum(r.met is True for r in expected),
+        sum(r.met is False for r in expected),
+        0,
+    )
+
+
+def test_check_size_run_is_not_judged(report: Report) -> None:
+    """A --benchmark-disable run shows its figures, every target not judged."""
+    run = _run(report, "valkey72")
+    assert (run.status, run.size, run.judged, run.met, run.missed) == ("figures", "check", False, 0, 0)
+    targeted = [r for r in run.ratios if r.target is not None]
+    assert targeted and run.not_judged == len(targeted)
+    assert {(r.met, r.status) for r in targeted} == {(None, "not_judged")}
+
+
+def test_headline_figures_worst_case_per_server(report: Report) -> None:
+    """Each target has one cell per server with figures: the worst case, missed if any case missed."""
+    heads = {h.key: h for h in report.benchmark_headlines}
+    assert list(heads) == [spec.key for spec in ratios.HEADLINES]
+    assert all(len(h.cells) == 2 for h in heads.values())
+    full = {key: h.cells[1] for key, h in heads.items()}
+    assert {c.server_id for c in full.values()} == {"valkey91"}
+    assert "not_measured" not in {c.status for c in full.values()}  # bench's metric names still match
+    base = full["ours_vs_baseline_get"]
+    assert (base.value, base.case, base.cases, base.status) == (0.8091, "get-10KB-hit", 4, "missed")
+    assert (full["clear_worst_ping"].value, full["clear_worst_ping"].beside) == (28.412, 72.264)
+    assert (full["async_speedup"].value, full["async_speedup"].status) == (2.4234, "met")
+    assert (heads["get_many_speedup"].target, heads["control"].target) == (">= 30", "1 ± 0.02")
+    assert {c.status for c in (h.cells[0] for h in heads.values())} == {"not_judged"}
+
+
+def test_servers_without_benchmark_figures(report: Report) -> None:
+    """No file, a rejected file, a file without paired figures: each run says which, with no rows."""
+    assert _run(report, "redis70").status == "missing" and _run(report, "redis70").ratios == ()
+    assert len(report.benchmark_runs) == len(report.columns)
+    r = _build(
+        read_results(DATA / "results"),
+        benchmarks={"valkey91": LEGACY_BENCH, "redis70": {"_origin": {"file": "redis70.json", "error": "bad"}}},
+    )
+    legacy = _run(r, "valkey91")
+    assert (legacy.status, legacy.size, legacy.ratios) == ("no_figures", None, ())
+    assert _run(r, "redis70").status == "rejected"
+    assert r.benchmark_headlines == ()
+    (get,) = r.benchmarks
     assert (get.server_id, get.group, get.name) == ("valkey91", "get", "test_bench_get")
     assert get.ours_ops == pytest.approx(1 / 0.000062, abs=0.1) and get.ratio == pytest.approx(66 / 62, abs=1e-3)
 

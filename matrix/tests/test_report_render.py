@@ -23,6 +23,8 @@ from emmett_valkey_matrix.report.load import read_benchmarks, read_results
 from emmett_valkey_matrix.report.servers import package_text
 
 DATA = Path(__file__).parent / "data"
+X = "\N{MULTIPLICATION SIGN}"
+D = "\N{EN DASH}"
 NOW = "2026-11-26T02:00:00Z"
 
 
@@ -48,6 +50,7 @@ def test_markdown_sections_in_order(report: Report) -> None:
         "## Failures",
         "## Provenance",
         "## Latency",
+        "## Benchmarks",
         "## Rejected or stale inputs",
     ]
     assert "| Valkey 9.1.2<br>`valkey91` | **✔ certified** | 21 passed, 1 skipped |" in md
@@ -152,6 +155,141 @@ def test_same_input_same_bytes(report: Report) -> None:
     )
     for render in (render_markdown, render_html, render_json):
         assert render(again).encode() == render(report).encode()
+
+
+def _bench_section(md: str) -> str:
+    return md[md.index("## Benchmarks") : md.index("## Rejected or stale inputs")]
+
+
+def test_markdown_benchmark_targets(report: Report) -> None:
+    """The Benchmarks section: the targets with each server's worst case marked, then every figure per server."""
+    section = _bench_section(render_markdown(report))
+    assert "| Figure | Target | Valkey 7.2.x<br>`valkey72` | Valkey 9.1.2<br>`valkey91` |" in section
+    lines = [line for line in section.splitlines() if line.startswith("| ")]
+    labels = [line.split(" | ")[0][2:] for line in lines[1:15]]
+    assert labels[:4] == [
+        "ours / valkey-py: get",
+        "ours / valkey-py: set",
+        "ours / RedisCache: get",
+        "ours / RedisCache: set",
+    ]
+    assert labels[-1] == "**Targets**"
+    assert (
+        "| ours / RedisCache: get | ≤ 0.75 | **0.800** ○ not judged<br>worst of 2: get-int-hit | "
+        "**0.809** ✘ missed<br>worst of 4: get-10KB-hit |"
+    ) in section
+    assert (
+        f"| set\\_many speed-up (100 sets → 1 set\\_many) | ≥ 6{X} | **7.42{X}** ○ not judged | **7.42{X}** ✔ met |"
+        in section
+    )
+    assert (
+        "**28.4 ms** ✘ missed<br>KEYS+DEL: 72.3 ms" in section and "**2.68 ms** ✔ met<br>KEYS+DEL: 65.5 ms" in section
+    )
+    assert "| **Targets** |  | ○ not judged: 13 | ✔ met: 7 · ✘ missed: 6 |" in section
+    assert "No benchmark file: Valkey 8.0.x (`valkey80`)," in section and "Redis 7.0.15 (`redis70`)" in section
+    assert "### Valkey 9.1.2 (`valkey91`)" in section
+    assert "full-size run: figures judged against their targets · 14 met · 15 missed · file valkey91.json" in section
+    assert "check-size run (--benchmark-disable): figures shown, not judged · 20 not judged" in section
+    assert f"| ours / valkey-py | get-int-hit | 1.081 | 1.072{D}1.091 | ≤ 1.05 | ✘ missed |  |" in section
+    assert f"| control pair (identical clients) | control | 1.003 | 0.989{D}1.018 | 1 ± 0.02 | ✔ met |  |" in section
+    assert "28.4 ms (KEYS+DEL 72.3 ms)" in section
+    assert "check-size run: not judged" not in section  # said once per run, not on every row
+    assert "ops/s" not in section  # paired figures supersede the separate medians
+
+
+def test_markdown_benchmarks_without_files() -> None:
+    """Without any benchmark file the section says so, per server; a legacy file falls back to median ops/s."""
+    results = read_results(DATA / "results")
+    bare = _bench_section(render_markdown(build_report(results, None, None, generated_at=NOW)))
+    assert "No benchmark figures for any server." in bare and "No benchmark file: Valkey 7.2.x (`valkey72`)" in bare
+    legacy = {
+        "benchmarks": [
+            {
+                "group": "get",
+                "name": f"test_bench_get[{h}]",
+                "params": {"handler": h},
+                "extra_info": {},
+                "stats": {"median": m},
+            }
+            for h, m in (("ValkeyCache", 0.0001), ("RedisCache", 0.0002))
+        ]
+    }
+    section = _bench_section(render_markdown(build_report(results, None, {"valkey91": legacy}, generated_at=NOW)))
+    assert "No paired figures in its benchmark file (median ops/s only): Valkey 9.1.2 (`valkey91`)." in section
+    assert f"| get | `test_bench_get` | 10,000 | 5,000 | 2.00{X} |" in section
+
+
+def test_html_benchmark_targets(report: Report) -> None:
+    """The HTML section: a headline table (met, missed and not judged cells) and one figure table per run."""
+    html = render_html(report)
+    section = html[html.index('<section id="benchmarks">') : html.index('<section id="inputs">')]
+    assert '<table class="bench-head">' in section and section.count('<table class="bench-rows">') == 2
+    assert '<td class="r-missed"><span class="fig">0.809</span> <span class="unmet">✘ missed</span>' in section
+    assert f'<td class="r-met"><span class="fig">7.42{X}</span> <span class="met">✔ met</span></td>' in section
+    assert '<span class="notjudged">○ not judged</span>' in section
+    assert '<span class="beside">KEYS+DEL: 72.3 ms</span>' in section
+    assert 'href="#bench-valkey91"' in section and 'id="bench-valkey91"' in section
+    assert "No benchmark file: Valkey 8.0.x" in section
+    assert '<a href="#benchmarks">Benchmarks</a>' in html
+
+
+def test_benchmark_text_is_escaped() -> None:
+    """A benchmark group or note with markup stays text in both documents."""
+    doc = json.loads((DATA / "benchmarks" / "valkey91.json").read_text())
+    for b in doc["benchmarks"]:
+        if b["extra_info"].get("op") == "set":
+            b["group"] = b["group"].replace("set-", "set-<script>alert(2)</script>|`")
+    r = build_report(read_results(DATA / "results"), None, {"valkey91": doc}, generated_at=NOW)
+    html = render_html(r)
+    parsed = _Collect()
+    parsed.feed(html)
+    assert "script" not in parsed.tags and "set-&lt;script&gt;alert(2)&lt;/script&gt;|`int" in html
+    md = _bench_section(render_markdown(r))
+    assert "<script>" not in md and "set-&lt;script&gt;alert(2)&lt;/script&gt;\\|\\`int" in md
+
+
+def test_json_carries_benchmark_ratios(report: Report) -> None:
+    """compatibility.json has every run (one per column) with its ratio rows and the headline figures."""
+    doc = json.loads(render_json(report))
+    runs = {run["server_id"]: run for run in doc["benchmark_runs"]}
+    assert list(runs) == [c["id"] for c in doc["columns"]]
+    assert runs["redis70"] == {
+        "server_id": "redis70",
+        "file": None,
+        "status": "missing",
+        "size": None,
+        "judged": False,
+        "met": 0,
+        "missed": 0,
+        "not_judged": 0,
+        "ratios": [],
+    }
+    first = runs["valkey91"]["ratios"][0]
+    assert first == {
+        "figure": "ours / valkey-py",
+        "case": "get-int-hit",
+        "unit": "ratio",
+        "value": 1.0815,
+        "q1": 1.0716,
+        "q3": 1.0909,
+        "beside": None,
+        "target": "<= 1.05",
+        "met": False,
+        "status": "missed",
+        "note": "",
+        "headline": "ours_vs_raw_get",
+    }
+    assert runs["valkey72"]["size"] == "check" and runs["valkey72"]["judged"] is False
+    head = doc["benchmark_headlines"][6]
+    assert (head["key"], head["target"], head["beside_label"]) == ("clear_worst_ping", "< 5", "KEYS+DEL")
+    assert head["cells"][1] == {
+        "server_id": "valkey91",
+        "value": 28.412,
+        "beside": 72.264,
+        "case": "test_clear_pattern[valkey91] 100000 keys",
+        "cases": 1,
+        "status": "missed",
+    }
 
 
 def test_write_reports_and_cli(tmp_path: Path) -> None:

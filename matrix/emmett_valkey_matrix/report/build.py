@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import compare, perf
+from . import compare, perf, ratios
 from .load import check_result, origin_of, recency_key
 from .model import (
     BASELINE,
@@ -173,7 +173,9 @@ def build_report(
     ``results`` are parsed result files (as ``load.read_results`` gives them, or built in memory); files that
     are malformed, of another schema, handler or handler version (when ``handler_version`` is given), or of
     an id not in ``catalogue`` are listed as rejected, never merged. Of two files for one id the newest wins.
-    ``benchmarks`` maps a server id to its pytest-benchmark JSON.
+    ``benchmarks`` maps a server id to its pytest-benchmark JSON; each usable one is turned into figures by
+    ``emmett_valkey_matrix.bench.ratios`` (``benchmark_runs``, one per column) and the targets' headline figures
+    across servers (``benchmark_headlines``).
     """
     servers = servers_from(catalogue)
     by_id = {s.id: s for s in servers}
@@ -186,6 +188,11 @@ def build_report(
     )
     completed = [(c.id, chosen[c.id]) for c in columns if c.status == "completed"]
     bench_docs, bench_inputs = _benchmark_inputs(benchmarks or {}, by_id, [s.id for s in servers])
+    bench_runs = ratios.runs(
+        [c.id for c in columns],
+        [(sid, doc, _file_name(doc, f"{sid}.json")) for sid, doc in bench_docs],
+        [i.server_id for i in bench_inputs if i.status == "rejected" and i.server_id is not None],
+    )
     return Report(
         generated_at=generated_at,
         handler_version=handler_version,
@@ -196,6 +203,8 @@ def build_report(
         failures=compare.failures(completed),
         latency=perf.latency(completed),
         benchmarks=perf.benchmarks(bench_docs),
+        benchmark_runs=bench_runs,
+        benchmark_headlines=ratios.headlines(bench_runs),
         inputs=tuple(sorted(inputs + bench_inputs, key=lambda i: (i.kind, i.status != "accepted", i.file))),
         expectations=dict(perf.EXPECTED_P99_MS),
     )

@@ -8,7 +8,7 @@ from html import escape
 
 from . import svg
 from . import text as t
-from .model import BASELINE, OURS, Column, Report
+from .model import BASELINE, OURS, BenchmarkRun, Column, Headline, HeadlineCell, Report
 from .perf import OP_LABELS, OPS
 from .servers import package_text
 
@@ -254,25 +254,111 @@ def _latency(report: Report) -> str:
     table = _table(
         "p50 / p99 latency (ms) per server and handler", ["Server", "Handler", *(OP_LABELS[op] for op in OPS)], rows
     )
-    bench = ""
-    if report.benchmarks:
-        brow = [
-            [
-                e(t.column_of(report, b.server_id).label),
-                e(b.group),
-                _code(b.name),
-                e(t.ops(b.ours_ops)),
-                e(t.ops(b.baseline_ops)),
-                "—" if b.ratio is None else e(f"{b.ratio:.2f}\N{MULTIPLICATION SIGN}"),
+    return intro + figure + table
+
+
+_MARK_CLASS = {"met": "met", "missed": "unmet", "not_judged": "notjudged", "not_measured": "notjudged"}
+
+
+def _mark(status: str) -> str:
+    if status == "no_target":
+        return '<span class="notarget">no target</span>'
+    return f'<span class="{_MARK_CLASS[status]}">{e(t.mark(status))}</span>'
+
+
+def _headline_cell(h: Headline, cell: HeadlineCell) -> str:
+    if cell.status == "not_measured":
+        return f'<td class="r-not_measured">{_mark(cell.status)}</td>'
+    parts = [f'<span class="fig">{e(t.figure(cell.value, h.unit))}</span> {_mark(cell.status)}']
+    if h.beside_label and cell.beside is not None:
+        parts.append(f'<span class="beside">{e(h.beside_label)}: {e(t.figure(cell.beside, h.unit))}</span>')
+    if cell.cases > 1:
+        parts.append(f'<span class="case">worst of {cell.cases}: {e(cell.case)}</span>')
+    return f'<td class="r-{e(cell.status)}">{"<br>".join(parts)}</td>'
+
+
+def _headline_table(report: Report) -> str:
+    heads = report.benchmark_headlines
+    servers = [t.column_of(report, c.server_id) for c in heads[0].cells]
+    head = '<th scope="col">Figure</th><th scope="col" class="target">Target</th>' + "".join(
+        f'<th scope="col"><a href="#bench-{e(c.id)}">{e(c.label)}</a> <span class="id">{e(c.id)}</span></th>'
+        for c in servers
+    )
+    body = "".join(
+        f'<tr><th scope="row">{e(h.label)}<span class="tgt-inline">target {e(t.target_text(h.target, h.unit))}</span>'
+        f'</th><td class="target">{e(t.target_text(h.target, h.unit))}</td>'
+        + "".join(_headline_cell(h, c) for c in h.cells)
+        + "</tr>"
+        for h in heads
+    )
+    tally = "".join(f"<td>{e(t.headline_tally(heads, i))}</td>" for i in range(len(servers)))
+    return (
+        '<div class="scroll"><table class="bench-head"><caption>The benchmark targets, worst case per server'
+        f"</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+        f'<tfoot><tr><th scope="row">Targets</th><td class="target"></td>{tally}</tr></tfoot></table></div>'
+    )
+
+
+def _bench_run(report: Report, run: BenchmarkRun) -> str:
+    c = t.column_of(report, run.server_id)
+    title = f'<h3 id="bench-{e(c.id)}">{e(c.label)} <span class="id">{e(c.id)}</span></h3>'
+    if run.status != "figures":
+        out = f"{title}<p>{e(t.BENCH_STATUS[run.status])}.</p>"
+        legacy = [b for b in report.benchmarks if b.server_id == run.server_id]
+        if legacy:
+            rows = [
+                [
+                    e(b.group),
+                    _code(b.name),
+                    e(t.ops(b.ours_ops)),
+                    e(t.ops(b.baseline_ops)),
+                    "—" if b.ratio is None else e(f"{b.ratio:.2f}{t.TIMES}"),
+                ]
+                for b in legacy
             ]
-            for b in report.benchmarks
-        ]
-        bench = "<h3>Benchmarks</h3>" + _table(
-            "Median operations per second (pytest-benchmark); ratio = ours / baseline",
-            ["Server", "Group", "Benchmark", f"{OURS} ops/s", f"{BASELINE} ops/s", "Ratio"],
-            brow,
+            out += _table(
+                "Median operations per second (separate medians, not paired)",
+                ["Group", "Benchmark", f"{OURS} ops/s", f"{BASELINE} ops/s", "ours / baseline"],
+                rows,
+            )
+        return out
+    rows = []
+    for r in run.ratios:
+        value = e(t.figure(r.value, r.unit))
+        if r.beside is not None:
+            value += f' <span class="beside">(KEYS+DEL {e(t.figure(r.beside, r.unit))})</span>'
+        rows.append(
+            [
+                e(r.figure),
+                e(r.case),
+                value,
+                e(t.spread(r.q1, r.q3, r.unit)),
+                e(t.target_text(r.target, r.unit)),
+                _mark(r.status),
+                e(t.shown_note(r.note)),
+            ]
         )
-    return intro + figure + table + bench
+    meta = f'<p class="run-meta">{e(t.run_size(run.size))} · {e(t.run_tally(run))} · file {_code(run.file)}</p>'
+    table = _table(
+        f"Every figure of {e(c.label)}: headline figures first",
+        ["Figure", "Case", "Value", f"q1{t.DASH}q3", "Target", "Result", "Note"],
+        rows,
+        "bench-rows",
+    )
+    return title + meta + table
+
+
+def _benchmarks(report: Report) -> str:
+    out = [f"<p>{e(t.BENCH_INTRO)}</p>"]
+    if report.benchmark_headlines:
+        out.append(_headline_table(report))
+    else:
+        out.append("<p>No benchmark figures for any server.</p>")
+    for status, ids in t.without_figures(report):
+        listed = ", ".join(f'{e(t.column_of(report, sid).label)} <span class="id">{e(sid)}</span>' for sid in ids)
+        out.append(f'<p class="no-bench">{e(t.BENCH_STATUS[status].capitalize())}: {listed}.</p>')
+    out += [_bench_run(report, run) for run in report.benchmark_runs if run.status in ("figures", "no_figures")]
+    return "".join(out)
 
 
 def _inputs(report: Report) -> str:
@@ -305,6 +391,7 @@ def render_html(report: Report) -> str:
         ("failures", "Failures", _failures(report)),
         ("provenance", "Provenance", _provenance(report)),
         ("latency", "Latency", _latency(report)),
+        ("benchmarks", "Benchmarks", _benchmarks(report)),
         ("inputs", "Rejected or stale inputs", _inputs(report)),
     ]
     nav = "".join(f'<a href="#{sid}">{e(title)}</a>' for sid, title, _ in sections)

@@ -1,4 +1,4 @@
-"""GitHub-flavoured Markdown: verdicts, grid, differences, failures, provenance, latency, inputs."""
+"""GitHub-flavoured Markdown: verdicts, grid, differences, failures, provenance, latency, benchmarks, inputs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import shlex
 from collections.abc import Iterable, Sequence
 
 from . import text as t
-from .model import BASELINE, OURS, Column, Report
+from .model import BASELINE, OURS, BenchmarkRun, Column, Headline, HeadlineCell, Report
 
 
 def md(value: object) -> str:
@@ -184,20 +184,79 @@ def _latency(report: Report) -> list[str]:
             cells.append("—" if o is None else f"{t.ms(o.p50_ms)} / {t.ms(o.p99_ms)}{mark}")
         rows.append([md(t.column_of(report, row.server_id).label), row.handler, *cells])
     out += table(["Server", "Handler", "GET", "SET", "get_many", "pattern clear"], rows)
-    if report.benchmarks:
-        out += ["### Benchmarks", "", "Median operations per second (pytest-benchmark); ratio = ours / baseline.", ""]
-        rows = [
-            [
-                md(t.column_of(report, b.server_id).label),
-                md(b.group),
-                code(b.name),
-                t.ops(b.ours_ops),
-                t.ops(b.baseline_ops),
-                "—" if b.ratio is None else f"{b.ratio:.2f}\N{MULTIPLICATION SIGN}",
+    return out
+
+
+def _headline_cell(report: Report, h: Headline, cell: HeadlineCell) -> str:
+    if cell.status == "not_measured":
+        return "— not measured"
+    parts = [f"**{md(t.figure(cell.value, h.unit))}** {md(t.mark(cell.status))}"]
+    if h.beside_label and cell.beside is not None:
+        parts.append(md(f"{h.beside_label}: {t.figure(cell.beside, h.unit)}"))
+    if cell.cases > 1:
+        parts.append(md(f"worst of {cell.cases}: {cell.case}"))
+    return "<br>".join(parts)
+
+
+def _headline_table(report: Report) -> list[str]:
+    heads = report.benchmark_headlines
+    servers = [t.column_of(report, c.server_id) for c in heads[0].cells]
+    rows = [
+        [md(h.label), md(t.target_text(h.target, h.unit)), *(_headline_cell(report, h, c) for c in h.cells)]
+        for h in heads
+    ]
+    rows.append(["**Targets**", "", *(md(t.headline_tally(heads, i)) for i in range(len(servers)))])
+    return table(["Figure", "Target", *(_head(c) for c in servers)], rows)
+
+
+def _bench_run(report: Report, run: BenchmarkRun) -> list[str]:
+    c = t.column_of(report, run.server_id)
+    out = [f"### {md(c.label)} ({code(c.id)})", ""]
+    if run.status != "figures":
+        out += [md(f"{t.BENCH_STATUS[run.status]}."), ""]
+        legacy = [b for b in report.benchmarks if b.server_id == run.server_id]
+        if legacy:
+            rows = [
+                [
+                    md(b.group),
+                    code(b.name),
+                    t.ops(b.ours_ops),
+                    t.ops(b.baseline_ops),
+                    "—" if b.ratio is None else f"{b.ratio:.2f}\N{MULTIPLICATION SIGN}",
+                ]
+                for b in legacy
             ]
-            for b in report.benchmarks
+            out += table(["Group", "Benchmark", f"{OURS} ops/s", f"{BASELINE} ops/s", "ours / baseline"], rows)
+        return out
+    out += [md(f"{t.run_size(run.size)} · {t.run_tally(run)} · file {run.file}"), ""]
+    rows = [
+        [
+            md(r.figure),
+            md(r.case),
+            md(t.figure(r.value, r.unit))
+            + (md(f" (KEYS+DEL {t.figure(r.beside, r.unit)})") if r.beside is not None else ""),
+            md(t.spread(r.q1, r.q3, r.unit)),
+            md(t.target_text(r.target, r.unit)),
+            md(t.mark(r.status)) if r.status != "no_target" else "",
+            md(t.shown_note(r.note)),
         ]
-        out += table(["Server", "Group", "Benchmark", f"{OURS} ops/s", f"{BASELINE} ops/s", "Ratio"], rows)
+        for r in run.ratios
+    ]
+    return [*out, *table(["Figure", "Case", "Value", f"q1{t.DASH}q3", "Target", "Result", "Note"], rows)]
+
+
+def _benchmarks(report: Report) -> list[str]:
+    out = ["## Benchmarks", "", md(t.BENCH_INTRO), ""]
+    if report.benchmark_headlines:
+        out += _headline_table(report)
+    else:
+        out += ["No benchmark figures for any server.", ""]
+    for status, ids in t.without_figures(report):
+        listed = ", ".join(f"{md(t.column_of(report, sid).label)} ({code(sid)})" for sid in ids)
+        out += [f"{md(t.BENCH_STATUS[status].capitalize())}: {listed}.", ""]
+    for run in report.benchmark_runs:
+        if run.status in ("figures", "no_figures"):
+            out += _bench_run(report, run)
     return out
 
 
@@ -234,6 +293,7 @@ def render_markdown(report: Report) -> str:
         *_failures(report),
         *_provenance(report),
         *_latency(report),
+        *_benchmarks(report),
         *_inputs(report),
     ]
     return "\n".join(lines).rstrip("\n") + "\n"

@@ -201,7 +201,10 @@ class LatencyRow:
 
 @dataclass(frozen=True)
 class BenchmarkRow:
-    """Median throughput of one benchmark on one server, ours beside the baseline."""
+    """Median throughput of one benchmark on one server, ours beside the baseline (separate, unpaired medians).
+
+    Shown only for a benchmark file without paired figures; the ratio rows (``RatioRow``) supersede it.
+    """
 
     server_id: str
     group: str
@@ -209,6 +212,77 @@ class BenchmarkRow:
     ours_ops: float | None
     baseline_ops: float | None
     ratio: float | None
+
+
+RATIO_STATUSES = ("met", "missed", "not_judged", "no_target")
+
+
+@dataclass(frozen=True)
+class RatioRow:
+    """One benchmark figure of one server (``emmett_valkey_matrix.bench.Ratio``) and whether it meets its target.
+
+    ``status``: ``met`` / ``missed`` (judged against ``target``), ``not_judged`` (a check-size run: there is a
+    target but the figure is not judged), ``no_target`` (shown for information). ``unit``: ``ratio`` (time of
+    ours / time of the other side, below 1 is faster), ``speedup`` (times faster) or ``ms``. ``headline``: the
+    key of the headline figure this row counts towards, if any.
+    """
+
+    figure: str
+    case: str
+    unit: str
+    value: float
+    q1: float | None
+    q3: float | None
+    beside: float | None
+    target: str | None
+    met: bool | None
+    status: str
+    note: str
+    headline: str | None
+
+
+@dataclass(frozen=True)
+class BenchmarkRun:
+    """The benchmark figures of one catalogued server, or why there are none.
+
+    ``status``: ``figures`` (ratio rows below), ``no_figures`` (a pytest-benchmark file without the paired
+    figures; its median ops/s rows are in ``benchmarks``), ``rejected`` (the file was not used, see ``inputs``),
+    ``missing`` (no benchmark file). ``size``: ``full`` or ``check`` (a ``--benchmark-disable`` run, not judged).
+    """
+
+    server_id: str
+    file: str | None
+    status: str
+    size: str | None
+    judged: bool
+    met: int
+    missed: int
+    not_judged: int
+    ratios: tuple[RatioRow, ...]
+
+
+@dataclass(frozen=True)
+class HeadlineCell:
+    """A headline figure on one server: its worst case (``value``, ``case``) over ``cases`` rows."""
+
+    server_id: str
+    value: float | None
+    beside: float | None
+    case: str | None
+    cases: int
+    status: str  # met | missed | not_judged | not_measured
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One of the benchmark targets, across every server that has figures (``cells`` in column order)."""
+
+    key: str
+    label: str
+    unit: str
+    target: str
+    beside_label: str | None
+    cells: tuple[HeadlineCell, ...]
 
 
 @dataclass(frozen=True)
@@ -237,6 +311,8 @@ class Report:
     failures: tuple[Failure, ...]
     latency: tuple[LatencyRow, ...]
     benchmarks: tuple[BenchmarkRow, ...]
+    benchmark_runs: tuple[BenchmarkRun, ...]
+    benchmark_headlines: tuple[Headline, ...]
     inputs: tuple[InputFile, ...]
     expectations: dict[str, float] = field(default_factory=dict)
     schema: str = REPORT_SCHEMA

@@ -5,14 +5,18 @@ Every state is shown as a symbol *and* a word or count, never by colour alone.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from .model import (
     CERTIFIED,
     CERTIFIED_WITH_DEVIATIONS,
     FAILED,
     NOT_RUN,
     VERDICT_LABELS,
+    BenchmarkRun,
     Column,
     Counts,
+    Headline,
     InputFile,
     Report,
 )
@@ -107,3 +111,109 @@ def at_a_glance(report: Report) -> str:
         if names:
             parts.append(f"{VERDICT_SYMBOLS[code]} {label}: {', '.join(names)}")
     return " · ".join(parts)
+
+
+# benchmark figures: status -> (symbol, word); never colour alone
+RATIO_MARKS = {
+    "met": ("✔", "met"),
+    "missed": ("✘", "missed"),
+    "not_judged": ("○", "not judged"),
+    "no_target": ("", "no target"),
+    "not_measured": ("—", "not measured"),
+}
+BENCH_STATUS = {
+    "missing": "no benchmark file",
+    "rejected": "benchmark file rejected (see the inputs)",
+    "no_figures": "no paired figures in its benchmark file (median ops/s only)",
+}
+_OPS = {"<=": "≤", ">=": "≥", "<": "<"}
+TIMES = "\N{MULTIPLICATION SIGN}"
+DASH = "\N{EN DASH}"
+
+
+def figure(value: float | None, unit: str) -> str:
+    """Format a benchmark figure: ``1.082`` (ratio), ``22.5`` and a times sign (speed-up), ``28.4 ms``."""
+    if value is None:
+        return "—"
+    if unit == "ms":
+        return f"{ms(value)} ms"
+    if unit == "speedup":
+        return f"{value:.1f}{TIMES}" if value >= 10 else f"{value:.2f}{TIMES}"
+    return f"{value:.3f}"
+
+
+def spread(q1: float | None, q3: float | None, unit: str) -> str:
+    """Interquartile range of a paired figure, ``1.072-1.091`` (with an en dash), or empty."""
+    if q1 is None or q3 is None:
+        return ""
+    return f"{figure(q1, unit)}{DASH}{figure(q3, unit)}"
+
+
+def target_text(target: str | None, unit: str) -> str:
+    """``<= 1.05`` -> ``≤ 1.05``; ``>= 30`` -> ``≥ 30`` and a times sign; ``< 5`` -> ``< 5 ms``."""
+    if not target:
+        return "—"
+    op, _, limit = target.partition(" ")
+    if op not in _OPS:
+        return target
+    suffix = {"ms": " ms", "speedup": TIMES}.get(unit, "")
+    return f"{_OPS[op]} {limit}{suffix}"
+
+
+def mark(status: str) -> str:
+    """``✔ met``, ``✘ missed``, ``○ not judged``, ``no target``, ``— not measured``."""
+    symbol, word = RATIO_MARKS[status]
+    return f"{symbol} {word}".strip()
+
+
+def run_size(size: str | None) -> str:
+    """How a benchmark run's figures are to be read."""
+    if size == "full":
+        return "full-size run: figures judged against their targets"
+    if size == "check":
+        return "check-size run (--benchmark-disable): figures shown, not judged"
+    return "run size unknown"
+
+
+_SHOWN_ELSEWHERE = ("check-size run: not judged", "beside: KEYS+DEL")
+
+
+def shown_note(note: str) -> str:
+    """Drop from a figure's note what the table already says (the run's size, the KEYS+DEL figure beside)."""
+    return "; ".join(part for part in note.split("; ") if part not in _SHOWN_ELSEWHERE)
+
+
+def run_tally(run: BenchmarkRun) -> str:
+    """``14 met · 15 missed`` (or ``20 not judged``) over a run's figures that have a target."""
+    parts = [
+        f"{n} {RATIO_MARKS[s][1]}"
+        for s, n in (("met", run.met), ("missed", run.missed), ("not_judged", run.not_judged))
+        if n
+    ]
+    return " · ".join(parts) or "no figure with a target"
+
+
+def headline_tally(headlines: Sequence[Headline], index: int) -> str:
+    """For the ``index``-th server of the headline table: ``✔ 7 met · ✘ 6 missed of 13``."""
+    statuses = [h.cells[index].status for h in headlines]
+    parts = [
+        f"{mark(s)}: {statuses.count(s)}" for s in ("met", "missed", "not_judged", "not_measured") if statuses.count(s)
+    ]
+    return " · ".join(parts)
+
+
+BENCH_INTRO = (
+    "Paired medians from pytest-benchmark (reports/benchmarks/<id>.json): ours and the other side measured in "
+    "alternating A, B, B, A blocks; a ratio is time of ours / time of the other side (below 1: ours is faster), "
+    "a speed-up how many times faster. Headline figures show the worst case of a server; "
+    "✔ met · ✘ missed · ○ not judged (check-size run) · — not measured."
+)
+
+
+def without_figures(report: Report) -> list[tuple[str, list[str]]]:
+    """Servers without benchmark figures, grouped by why: ``[("missing", [ids...]), ...]``."""
+    groups: dict[str, list[str]] = {}
+    for run in report.benchmark_runs:
+        if run.status != "figures":
+            groups.setdefault(run.status, []).append(run.server_id)
+    return [(status, groups[status]) for status in BENCH_STATUS if status in groups]
