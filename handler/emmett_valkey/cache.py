@@ -201,6 +201,8 @@ class ValkeyCache(CacheHandler):
         retries, cap, base = self._retry_policy
         kwargs = dict(self._conn_kwargs)
         kwargs["retry"] = retry_cls(EqualJitterBackoff(cap=cap, base=base), retries, (ValkeyConnectionError,))
+        # without retry_on_error valkey-py disconnects and raises on the first error: the Retry above would never run
+        kwargs["retry_on_error"] = [ValkeyConnectionError] if retries else []
         pool_cls = flavour.ConnectionPool
         if self._pool_timeout is not None:
             pool_cls = flavour.BlockingConnectionPool
