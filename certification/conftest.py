@@ -72,9 +72,10 @@ def pytest_configure(config: pytest.Config) -> None:
         pool.start(requested_ids(config))
     except NotAvailable as exc:
         pool.stop()
+        server_id = str(pool.starting)
         if not config.getoption("no_results"):
-            write_not_run(results_dir, exc.server_id, str(exc))
-        pytest.exit(f"cannot certify {exc.server_id}: no source of it resolves on this machine.\n{exc}", returncode=3)
+            write_not_run(results_dir, server_id, str(exc))
+        pytest.exit(f"cannot certify {server_id}: no source of it resolves on this machine.\n{exc}", returncode=3)
     except IntegrityError as exc:
         pool.stop()
         pytest.exit(f"refused to certify: {exc}\n(no results were written)", returncode=4)

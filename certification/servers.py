@@ -63,12 +63,14 @@ class ServerPool:
         self.infos: dict[str, ServerInfo] = {}
         self._running: list[Any] = []
         self.workdir: Path | None = None
+        self.starting: str | None = None  # the id being resolved and started (named when that fails)
 
     def start(self, ids: list[str]) -> None:
         from emmett_valkey_matrix import ServerOptions, resolve
 
         self.workdir = Path(tempfile.mkdtemp(prefix="emmett-valkey-cert-"))
         for server_id in ids:
+            self.starting = server_id
             resolved = resolve(server_id)
             running = resolved.start(ServerOptions(), workdir=self.workdir / server_id)
             self._running.append(running)
