@@ -53,7 +53,8 @@ def package_text(relative: str) -> str:
 
 def read_packaged_catalogue() -> dict[str, Any]:
     """Parse the ``catalogue.toml`` shipped in ``emmett_valkey_matrix``."""
-    return tomllib.loads(package_text("catalogue.toml"))
+    parsed: dict[str, Any] = tomllib.loads(package_text("catalogue.toml"))
+    return parsed
 
 
 def _field(entry: object, name: str) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -10,7 +11,25 @@ from pathlib import Path
 from ..catalogue import Entry
 from .base import NotAvailable
 
-COMPOSE_FILE = Path(__file__).resolve().parents[3] / "docker" / "docker-compose.yaml"
+
+def find_compose_file() -> Path:
+    """``$EMMETT_VALKEY_COMPOSE_FILE``, else ``docker/docker-compose.yaml`` of the checkout we run in.
+
+    The checkout is found from the working directory upwards (tox and pytest run from the repository root with the
+    package installed elsewhere), then beside the package source (an editable install).
+    """
+    given = os.environ.get("EMMETT_VALKEY_COMPOSE_FILE")
+    if given:
+        return Path(given)
+    here = Path.cwd().resolve()
+    for base in (here, *here.parents, Path(__file__).resolve().parents[3]):
+        candidate = base / "docker" / "docker-compose.yaml"
+        if candidate.is_file():
+            return candidate
+    return here / "docker" / "docker-compose.yaml"
+
+
+COMPOSE_FILE = find_compose_file()
 
 
 @functools.lru_cache(maxsize=1)
