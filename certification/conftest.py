@@ -83,7 +83,8 @@ def pytest_configure(config: pytest.Config) -> None:
         pool.stop()
         raise
     deviations = {name: d["explanation"] for name, d in load_deviations().items()}
-    if not config.getoption("no_results"):
+    # a --benchmark-only run skips every other test: its result file would pass off a partial run as the server's
+    if not config.getoption("no_results") and not config.getoption("benchmark_only", default=False):
         writer = ResultsWriter(config, results_dir, pool, deviations)
         config.stash[WRITER] = writer
         config.pluginmanager.register(writer, "emmett-valkey-results")
