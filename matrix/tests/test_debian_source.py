@@ -6,20 +6,16 @@ sessions when that is set.
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import os
 import shutil
-import socket
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-import redis
 from emmett_valkey_matrix.sources.debian import (
     MIRROR_ENV,
     DebianTree,
@@ -27,6 +23,7 @@ from emmett_valkey_matrix.sources.debian import (
     debian_mirror,
     fetch_debian,
 )
+from server_process import free_port, running_server
 
 LIBS = ["libjemalloc2", "liblzf1"]  # what ldd says the Debian redis/valkey binaries lack on a bare host
 
@@ -151,42 +148,6 @@ def valkey80(cache_root: Path) -> DebianTree:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def _server(binary: Path, argv0: str, env: dict[str, str], workdir: Path) -> Iterator[redis.Redis]:
-    """Start ``binary`` as ``argv0`` on a free port, wait for PING, yield a client, stop it by pid."""
-    port = _free_port()
-    log = workdir / "server.log"
-    args = [argv0, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    with log.open("w") as out:
-        proc = subprocess.Popen([*args, "--dir", str(workdir)], executable=binary, env=env, stdout=out, stderr=out)
-    client = redis.Redis(port=port, socket_timeout=5)
-    try:
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"server did not answer PING: {log.read_text()[-2000:]}") from None
-                time.sleep(0.05)
-        yield client
-    finally:
-        client.close()
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-
-
 def _env(tree: DebianTree) -> dict[str, str]:
     return dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(str(d) for d in tree.lib_dirs))
 
@@ -206,7 +167,7 @@ def test_redis70_from_bookworm_runs_as_redis_server(redis70, tmp_path):
     binary = redis70.root / "usr/bin/redis-check-rdb"
     env = _env(redis70)
     assert "Redis server v=7.0.15 " in _version_line(binary, "redis-server", env)
-    with _server(binary, "redis-server", env, tmp_path) as client:
+    with running_server(binary, tmp_path, argv0="redis-server", env=env) as client:
         info = client.info("server")
         assert info["redis_version"] == "7.0.15"
         assert "server_name" not in info and "valkey_version" not in info
@@ -219,7 +180,7 @@ def test_valkey80_from_backports_runs_as_valkey_server(valkey80, tmp_path):
     binary = valkey80.root / "usr/bin/valkey-check-rdb"
     env = _env(valkey80)
     assert "Valkey server v=8.0.1 " in _version_line(binary, "valkey-server", env)
-    with _server(binary, "valkey-server", env, tmp_path) as client:
+    with running_server(binary, tmp_path, argv0="valkey-server", env=env) as client:
         info = client.info("server")
         assert info["server_name"] == "valkey"
         assert info["valkey_version"] == "8.0.1"
@@ -247,7 +208,7 @@ def test_missing_libraries_are_named(tmp_path):
 @pytest.mark.slow
 def test_bad_mirror_override_is_a_clear_error(tmp_path, monkeypatch):
     """An unreachable EMMETT_VALKEY_DEBIAN_MIRROR fails in apt-get update, naming the mirror and apt's reason."""
-    bad = f"http://127.0.0.1:{_free_port()}/debian"
+    bad = f"http://127.0.0.1:{free_port()}/debian"
     monkeypatch.setenv(MIRROR_ENV, bad)
     with pytest.raises(SourceError) as err:
         fetch_debian(["redis-tools"], "bookworm", tmp_path / "dest")
