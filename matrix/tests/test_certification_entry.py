@@ -14,13 +14,16 @@ from pathlib import Path
 
 import pytest
 from emmett_valkey_matrix import Resolved
+from emmett_valkey_matrix.report.load import check_result, read_results
+from emmett_valkey_matrix.report.servers import read_packaged_catalogue, servers_from
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _certify(args: list[str], results: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def _certify(args: list[str], results: Path, env: dict[str, str],
+             select: tuple[str, ...] = ("certification/test_wire.py",)) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("CERTIFY_")}
-    cmd = [sys.executable, "-m", "pytest", "certification/test_wire.py", "-q", "-p", "no:xdist",
+    cmd = [sys.executable, "-m", "pytest", *select, "-q", "-p", "no:xdist",
            "--benchmark-disable", "--results-dir", str(results), *args]
     return subprocess.run(cmd, cwd=ROOT, env={**base, **env}, capture_output=True, text=True, timeout=300)
 
@@ -50,3 +53,21 @@ def test_unavailable_server_writes_not_run_with_the_ways(tmp_path: Path) -> None
     assert "CERTIFY_VALKEY72_BIN" in out and "CERTIFY_VALKEY72_URL" in out
     doc = json.loads((tmp_path / "results" / "valkey72.json").read_text())
     assert doc["status"] == "not_run" and doc["tests"] == [] and "CERTIFY_VALKEY72_BIN" in doc["reason"]
+    _assert_report_accepts(tmp_path / "results")
+
+
+def _assert_report_accepts(results: Path) -> None:
+    servers = {s.id: s for s in servers_from(read_packaged_catalogue())}
+    docs = read_results(results)
+    assert docs, f"no result file in {results}"
+    for doc in docs:
+        assert check_result(doc, servers, None) is None, (doc.get("server_id"), check_result(doc, servers, None))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("server_id", ["valkey91", "redis70"])
+def test_result_files_are_what_the_report_reads(tmp_path: Path, server_id: str) -> None:
+    """A certification session's result file (wheel and Debian provenance alike) passes the report's checks."""
+    run = _certify(["--server", server_id, "-k", "same_ttl"], tmp_path / "results", {})
+    assert run.returncode == 0, run.stdout + run.stderr
+    _assert_report_accepts(tmp_path / "results")

@@ -67,6 +67,13 @@ def _counts(doc: Doc | None, handler: str, suite: str | None = None) -> Counts:
     return counts
 
 
+def _sha256_text(value: object) -> str | None:
+    """One sha256, or ``file sha256; ...`` for a source that downloaded several files (Debian's .debs)."""
+    if isinstance(value, Mapping):
+        return "; ".join(f"{name} {digest}" for name, digest in sorted(value.items()))
+    return None if value is None else str(value)
+
+
 def _provenance(doc: Doc) -> Provenance | None:
     server = doc.get("server")
     if not isinstance(server, Mapping):
@@ -82,7 +89,7 @@ def _provenance(doc: Doc) -> Provenance | None:
         tls=server.get("tls"),
         source_kind=source.get("kind"),
         source_detail=source.get("detail"),
-        source_sha256=source.get("sha256"),
+        source_sha256=_sha256_text(source.get("sha256")),
         binary_sha256=server.get("binary_sha256"),
         url=server.get("url"),
         options=tuple(server.get("options") or ()),
