@@ -60,14 +60,19 @@ def _verdicts(report: Report) -> str:
         [
             _server_head(c),
             _badge(c),
-            e(c.verdict.reason),
+            e(t.reason_first_line(c.verdict.reason)),
             e(t.counts_short(c.ours)) if c.ours.total else "—",
             e(t.counts_short(c.baseline)) if c.baseline.total else "—",
         ]
         for c in report.columns
     ]
     header = ["Server", "Verdict", "Why", f"{OURS} (ours)", f"{BASELINE} (baseline)"]
-    return _table("May I run emmett-valkey on my server? Only ValkeyCache decides.", header, rows, "verdicts")
+    details = "".join(
+        f'<details class="reason" open><summary>{e(c.label)} <code>{e(c.id)}</code></summary><pre>{e(reason)}</pre>'
+        "</details>"
+        for c, reason in t.long_reasons(report.columns)
+    )
+    return _table("May I run emmett-valkey on my server? Only ValkeyCache decides.", header, rows, "verdicts") + details
 
 
 def _grid(report: Report) -> str:

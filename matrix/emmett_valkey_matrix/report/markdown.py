@@ -47,14 +47,18 @@ def _verdicts(report: Report) -> list[str]:
         [
             _head(c),
             f"**{md(t.verdict_text(c))}**",
-            md(c.verdict.reason),
+            md(t.reason_first_line(c.verdict.reason)),
             t.counts_short(c.ours) if c.ours.total else "—",
             t.counts_short(c.baseline) if c.baseline.total else "—",
         ]
         for c in report.columns
     ]
     header = ["Server", "Verdict", "Why", f"{OURS} (ours)", f"{BASELINE} (baseline)"]
-    return ["## Verdict per server", "", *table(header, rows)]
+    details: list[str] = []
+    for c, reason in t.long_reasons(report.columns):
+        fence = "````" if "```" in reason else "```"
+        details += [f"**{md(c.label)}** ({code(c.id)}):", "", fence + "text", reason, fence, ""]
+    return ["## Verdict per server", "", *table(header, rows), *details]
 
 
 def _grid(report: Report) -> list[str]:

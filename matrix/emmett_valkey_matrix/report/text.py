@@ -217,3 +217,14 @@ def without_figures(report: Report) -> list[tuple[str, list[str]]]:
         if run.status != "figures":
             groups.setdefault(run.status, []).append(run.server_id)
     return [(status, groups[status]) for status in BENCH_STATUS if status in groups]
+
+
+def reason_first_line(reason: str) -> str:
+    """Return a verdict reason's first line, pointing below when there is more (the ways to provide a server)."""
+    first, _, rest = reason.strip().partition("\n")
+    return f"{first} (details below)" if rest.strip() else first
+
+
+def long_reasons(columns: Sequence[Column]) -> list[tuple[Column, str]]:
+    """Columns whose verdict reason runs to several lines, with that reason."""
+    return [(c, c.verdict.reason.strip()) for c in columns if "\n" in c.verdict.reason.strip()]
