@@ -206,28 +206,28 @@ def _close(handler: Any) -> None:
         handler._cache.close()
 
 
+def _on_own_prefix(kind: str, server: ServerInfo, prefix: str, raw: valkey.Valkey) -> Iterator[Any]:
+    h = make_handler(kind, server, prefix)
+    try:
+        yield h
+    finally:
+        _close(h)
+        scan_delete(raw, prefix)
+
+
 @pytest.fixture
 def handler(request: pytest.FixtureRequest, server: ServerInfo, key_prefix: str, raw: valkey.Valkey) -> Iterator[Any]:
     """Each handler in turn (ours, then the baseline), on this test's own prefix; its keys are removed after."""
-    h = make_handler(request.param, server, key_prefix)
-    yield h
-    _close(h)
-    scan_delete(raw, key_prefix)
+    yield from _on_own_prefix(request.param, server, key_prefix, raw)
 
 
 @pytest.fixture
 def ours(server: ServerInfo, key_prefix: str, raw: valkey.Valkey) -> Iterator[Any]:
     """ValkeyCache alone, for rules the baseline does not offer."""
-    h = make_handler("ValkeyCache", server, key_prefix)
-    yield h
-    _close(h)
-    scan_delete(raw, key_prefix)
+    yield from _on_own_prefix("ValkeyCache", server, key_prefix, raw)
 
 
 @pytest.fixture
 def baseline(server: ServerInfo, key_prefix: str, raw: valkey.Valkey) -> Iterator[Any]:
     """Emmett's RedisCache on the same prefix as ``ours``."""
-    h = make_handler("RedisCache", server, key_prefix)
-    yield h
-    _close(h)
-    scan_delete(raw, key_prefix)
+    yield from _on_own_prefix("RedisCache", server, key_prefix, raw)
