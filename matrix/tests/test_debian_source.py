@@ -6,14 +6,11 @@ sessions when that is set.
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 from emmett_valkey_matrix.sources.debian import (
@@ -23,7 +20,8 @@ from emmett_valkey_matrix.sources.debian import (
     debian_mirror,
     fetch_debian,
 )
-from server_process import free_port, running_server
+from source_support import cache_root as source_cache_root
+from source_support import fill_once, free_port, running_server
 
 LIBS = ["libjemalloc2", "liblzf1"]  # what ldd says the Debian redis/valkey binaries lack on a bare host
 
@@ -106,32 +104,16 @@ def test_no_debian_entry_says_how_to_set_one(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if os.environ.get("EMMETT_VALKEY_CACHE"):
-        root = Path(os.environ["EMMETT_VALKEY_CACHE"]) / "test-sources"
-        root.mkdir(parents=True, exist_ok=True)
-        return root
-    return tmp_path_factory.mktemp("debian-sources")
+    return source_cache_root(tmp_path_factory, "debian-sources")
+
+
+def _load_tree(data: dict[str, Any]) -> DebianTree:
+    return DebianTree(root=Path(data["root"]), packages=data["packages"], debs_sha256=data["debs_sha256"],
+                      lib_dirs=[Path(p) for p in data["lib_dirs"]])
 
 
 def _cached(root: Path, name: str, fill: Callable[[Path], DebianTree]) -> DebianTree:
-    """Fill root/name once (under a lock, for xdist), remembering the result in root/name.json."""
-    done = root / f"{name}.json"
-    with (root / f"{name}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if done.exists():
-            data = json.loads(done.read_text())
-            return DebianTree(
-                root=Path(data["root"]),
-                packages=data["packages"],
-                debs_sha256=data["debs_sha256"],
-                lib_dirs=[Path(p) for p in data["lib_dirs"]],
-            )
-        dest = root / name
-        shutil.rmtree(dest, ignore_errors=True)
-        dest.mkdir()
-        tree = fill(dest)
-        done.write_text(json.dumps(asdict(tree), default=str))
-        return tree
+    return fill_once(root, name, fill, _load_tree)
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,24 @@
-"""A server process for the source tests: start a fetched or built binary, wait for PING, stop it by pid.
+"""What the source tests share: a fetch or build done once per cache, and a server process of its binary.
 
-Deliberately independent of the executor, so that a source is proven runnable on its own.
+The server process is deliberately independent of the executor, so that a source is proven runnable on its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import json
+import os
+import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any, TypeVar
 
+import pytest
 import redis
 
 
@@ -53,3 +60,30 @@ def running_server(binary: Path, workdir: Path, *, argv0: str | None = None,
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+T = TypeVar("T")
+
+
+def cache_root(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
+    """``$EMMETT_VALKEY_CACHE/test-sources`` when set (kept across sessions), else a session tmp dir."""
+    if os.environ.get("EMMETT_VALKEY_CACHE"):
+        root = Path(os.environ["EMMETT_VALKEY_CACHE"]) / "test-sources"
+        root.mkdir(parents=True, exist_ok=True)
+        return root
+    return tmp_path_factory.mktemp(name)
+
+
+def fill_once(root: Path, name: str, fill: Callable[[Path], Any], load: Callable[[dict[str, Any]], T]) -> T:
+    """Fill root/name once (under a lock, for xdist), remembering the result (a dataclass) in root/name.json."""
+    done = root / f"{name}.json"
+    with (root / f"{name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.exists():
+            return load(json.loads(done.read_text()))
+        dest = root / name
+        shutil.rmtree(dest, ignore_errors=True)
+        dest.mkdir()
+        result = fill(dest)
+        done.write_text(json.dumps(asdict(result), default=str))
+        return result  # type: ignore[no-any-return]
