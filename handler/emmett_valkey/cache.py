@@ -36,6 +36,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ValkeyConnectionError, Valk
 #: errors that fail-soft mode turns into a no-op on writes: the transient ones, and a full server (noeviction)
 WRITE_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, OutOfMemoryError)
 
+#: what a set_many batch can fail with: the transient errors, or the server refusing it (OOM, a too-long value)
+_BATCH_ERRORS: tuple[type[BaseException], ...] = (ResponseError, *TRANSIENT_ERRORS)
+
 #: default ``max_value_size``: the server's default ``proto-max-bulk-len`` (512 MB)
 MAX_BULK_LEN = 512 * 1024 * 1024
 
@@ -439,11 +442,8 @@ class ValkeyCache(CacheHandler):
                 for name, payload in items:
                     pipe.set(name, payload, px=ms)
                 pipe.execute()  # type: ignore[no-untyped-call]
-        except ResponseError as exc:
-            self._soft("set_many", _without_arguments(exc))
-            return False
-        except TRANSIENT_ERRORS as exc:
-            self._soft("set_many", exc)
+        except _BATCH_ERRORS as exc:
+            self._soft("set_many", _without_arguments(exc) if isinstance(exc, ResponseError) else exc)
             return False
         self.stats_counters.sets += len(items)
         return True
@@ -583,11 +583,8 @@ class ValkeyCache(CacheHandler):
                 for name, payload in items:
                     pipe.set(name, payload, px=ms)
                 await pipe.execute()
-        except ResponseError as exc:
-            self._soft("set_many", _without_arguments(exc))
-            return False
-        except TRANSIENT_ERRORS as exc:
-            self._soft("set_many", exc)
+        except _BATCH_ERRORS as exc:
+            self._soft("set_many", _without_arguments(exc) if isinstance(exc, ResponseError) else exc)
             return False
         self.stats_counters.sets += len(items)
         return True

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from emmett_valkey_matrix.sources.compose import COMPOSE_FILE, compose_url, docker_engine, up_command
+from emmett_valkey_matrix.sources.compose import compose_url, docker_engine, find_compose_file, up_command
 
 yaml = pytest.importorskip("yaml")
 
 
 @pytest.fixture(scope="module")
 def services():
-    return yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]
+    return yaml.safe_load(find_compose_file().read_text(encoding="utf-8"))["services"]
 
 
 def test_one_service_per_catalogue_id(services, catalogue):

@@ -29,9 +29,6 @@ def find_compose_file() -> Path:
     return here / "docker" / "docker-compose.yaml"
 
 
-COMPOSE_FILE = find_compose_file()
-
-
 @functools.lru_cache(maxsize=1)
 def docker_engine() -> str | None:
     """None when ``docker info`` succeeds, else why not (no client, or the client finds no engine)."""
@@ -63,9 +60,10 @@ def start_service(entry: Entry) -> str:
     reason = docker_engine()
     if reason:
         raise NotAvailable(reason)
-    if not COMPOSE_FILE.is_file():
-        raise NotAvailable(f"{COMPOSE_FILE} not found (installed without the repository checkout)")
-    proc = subprocess.run(["docker", "compose", "-f", str(COMPOSE_FILE), "up", "-d", "--wait", entry.id],
+    compose_file = find_compose_file()
+    if not compose_file.is_file():
+        raise NotAvailable(f"{compose_file} not found (installed without the repository checkout)")
+    proc = subprocess.run(["docker", "compose", "-f", str(compose_file), "up", "-d", "--wait", entry.id],
                           capture_output=True, text=True, timeout=300, check=False)
     if proc.returncode != 0:
         raise NotAvailable(f"docker compose up {entry.id} failed: {proc.stderr.strip()[-300:]}")
