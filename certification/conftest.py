@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,16 +24,14 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-sys.path.insert(0, str(Path(__file__).parent))
-
-from results import ResultsWriter, write_not_run
-from servers import WORKER_KEY, ServerInfo, ServerPool, requested_ids
+from certification.results import ResultsWriter, write_not_run
+from certification.servers import WORKER_KEY, ServerInfo, ServerPool, requested_ids
+from certification.support import RUN_ID, close_handler, make_handler, scan_delete
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ("unit", "integration", "multiprocess", "expiration", "pattern_clear", "async_", "stress", "faults",
           "benchmark")
 HANDLERS = ("ValkeyCache", "RedisCache")
-RUN_ID = os.environ.get("EMMETT_VALKEY_RUN_ID") or uuid.uuid4().hex[:8]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -159,27 +156,6 @@ def key_prefix(request: pytest.FixtureRequest) -> str:
     return f"cert:{RUN_ID}:{worker}:{digest}:"
 
 
-def scan_delete(client: valkey.Valkey, prefix: str) -> int:
-    """Delete every key under *prefix* with a full SCAN cursor loop (the test's own teardown)."""
-    from emmett_valkey.keys import glob_escape
-
-    deleted = 0
-    for batch in _batched(client.scan_iter(match=glob_escape(prefix) + "*", count=1000), 1000):
-        deleted += client.unlink(*batch)
-    return deleted
-
-
-def _batched(it: Iterator[bytes], n: int) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
-    for item in it:
-        batch.append(item)
-        if len(batch) == n:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
-
-
 @pytest.fixture
 def raw(server: ServerInfo) -> Iterator[valkey.Valkey]:
     """A plain valkey-py client on the server, to look at what the handlers stored."""
@@ -188,30 +164,12 @@ def raw(server: ServerInfo) -> Iterator[valkey.Valkey]:
     client.close()
 
 
-def make_handler(kind: str, server: ServerInfo, prefix: str, **kwargs: Any) -> Any:
-    """Build one of the two handlers on *server*."""
-    if kind == "ValkeyCache":
-        from emmett_valkey import ValkeyCache
-
-        return ValkeyCache(host=server.host, port=server.port, prefix=prefix, **kwargs)
-    from emmett_core.cache.handlers import RedisCache
-
-    return RedisCache(host=server.host, port=server.port, prefix=prefix, **kwargs)
-
-
-def _close(handler: Any) -> None:
-    if hasattr(handler, "close"):
-        handler.close()
-    else:
-        handler._cache.close()
-
-
 def _on_own_prefix(kind: str, server: ServerInfo, prefix: str, raw: valkey.Valkey) -> Iterator[Any]:
     h = make_handler(kind, server, prefix)
     try:
         yield h
     finally:
-        _close(h)
+        close_handler(h)
         scan_delete(raw, prefix)
 
 

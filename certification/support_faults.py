@@ -19,7 +19,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import make_handler
+
+from certification.support import close_handler, make_handler
 
 #: The commands ValkeyCache needs, and nothing more (``clear`` included: SCAN + UNLINK, never KEYS nor FLUSHDB).
 #: GET get/get_or_set, SET set/get_or_set/set_many, MGET get_many, UNLINK clear/delete_many, SCAN pattern and full
@@ -116,14 +117,6 @@ def quick_retry(kind: str) -> dict[str, Any]:
     from redis.retry import Retry
 
     return {"retry": Retry(NoBackoff(), 0)}
-
-
-def close_handler(h: Any) -> None:
-    """Close a handler's synchronous connections, whichever kind it is."""
-    if hasattr(h, "close"):
-        h.close()
-    else:
-        h._cache.close()
 
 
 # -- time ---------------------------------------------------------------------------------------------------------

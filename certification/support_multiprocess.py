@@ -17,6 +17,8 @@ import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from certification.support import build_handler, close_handler
+
 N_PROCESSES = 4
 DEADLINE = 20.0  # seconds for a whole batch of children; only reached when something is wrong
 
@@ -24,27 +26,9 @@ DEADLINE = 20.0  # seconds for a whole batch of children; only reached when some
 WIRE_VALUES: list[Any] = ["text", "ünï ✓", b"\x00\xff", 0, -12, 2**64, 1.25, None, [1, [2]], {"a": (1, 2)}, {3}, ""]
 
 
-def build(kind: str, host: str, port: int, prefix: str) -> Any:
-    """Make a handler of *kind* from plain arguments (in the child)."""
-    if kind == "ValkeyCache":
-        from emmett_valkey import ValkeyCache
-
-        return ValkeyCache(host=host, port=port, prefix=prefix)
-    from emmett_core.cache.handlers import RedisCache
-
-    return RedisCache(host=host, port=port, prefix=prefix)
-
-
 def sync_client(handler: Any) -> Any:
     """The handler's synchronous client (valkey-py for ours, redis-py for the baseline)."""
     return handler.client if hasattr(handler, "client") else handler._cache
-
-
-def close(handler: Any) -> None:
-    if hasattr(handler, "close"):
-        handler.close()
-    else:
-        handler._cache.close()
 
 
 def connection_identity(handler: Any) -> tuple[int, str]:
@@ -58,35 +42,35 @@ def connection_identity(handler: Any) -> tuple[int, str]:
 
 def share_values(kind: str, host: str, port: int, prefix: str, index: int, n: int, barrier: Any) -> dict[str, Any]:
     """Write this child's entry, wait until every child has written, read every child's entry."""
-    h = build(kind, host, port, prefix)
+    h = build_handler(kind, host, port, prefix)
     try:
         h.set(f"from-{index}", {"index": index, "pid": os.getpid()}, 60)
         barrier.wait(DEADLINE)
         return {"pid": os.getpid(), "read": {j: h.get(f"from-{j}") for j in range(n)}}
     finally:
-        close(h)
+        close_handler(h)
 
 
 def count(host: str, port: int, prefix: str, rounds: int, barrier: Any) -> list[int]:
     """Increment one counter *rounds* times, all children starting together; return every value INCR returned."""
-    h = build("ValkeyCache", host, port, prefix)
+    h = build_handler("ValkeyCache", host, port, prefix)
     try:
         barrier.wait(DEADLINE)
         return [h.incr("counter") for _ in range(rounds)]
     finally:
-        close(h)
+        close_handler(h)
 
 
 def exchange(kind: str, other: str, host: str, port: int, prefix: str, barrier: Any) -> list[Any]:
     """Write WIRE_VALUES under ``<kind>:<i>``, wait for the other handler's child to do the same, read its entries."""
-    h = build(kind, host, port, prefix)
+    h = build_handler(kind, host, port, prefix)
     try:
         for i, value in enumerate(WIRE_VALUES):
             h.set(f"{kind}:{i}", value, 60)
         barrier.wait(DEADLINE)
         return [h.get(f"{other}:{i}") for i in range(len(WIRE_VALUES))]
     finally:
-        close(h)
+        close_handler(h)
 
 
 def forked_child(handler: Any, results: Any, rounds: int) -> None:

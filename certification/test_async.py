@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 import valkey
-from conftest import make_handler
 from emmett_core.cache import Cache
 from emmett_valkey import ValkeyCache
-from support_async import DelayProxy, LoopLag, wait_until
+
+from certification.support import close_handler, make_handler
+from certification.support_async import DelayProxy, LoopLag, wait_until
 
 pytestmark = pytest.mark.async_
 
@@ -45,13 +46,6 @@ def wait_named_connections_closed(raw: valkey.Valkey, name: str, timeout: float 
     while (left := named_connections(raw, name)) and time.monotonic() < deadline:
         time.sleep(0.005)
     assert left == 0, f"{left} connection(s) named {name} still open after their event loop ended"
-
-
-def close(handler: Any) -> None:
-    if isinstance(handler, ValkeyCache):
-        handler.close()
-    else:
-        handler._cache.close()
 
 
 def const(value: Any) -> Callable[[], Awaitable[Any]]:
@@ -118,7 +112,7 @@ def test_concurrent_mixed_operations(server: Any, key_prefix: str, raw: valkey.V
             assert opened <= pool["max_connections"], "the bounded pool opened more connections than allowed"
         wait_named_connections_closed(raw, name)
     finally:
-        close(h)
+        close_handler(h)
 
 
 def test_aget_or_set_concurrent_same_keys(ours: ValkeyCache) -> None:
@@ -221,7 +215,7 @@ def test_get_or_set_loop_does_not_block(handler: Any, proxy: DelayProxy, key_pre
     try:
         got, elapsed, lag = asyncio.run(main())
     finally:
-        close(slow)
+        close_handler(slow)
     assert all(v == {"v": 1} for v in got) and handler.get("k") == {"v": 1}
     assert proxy.accepted >= 1 and elapsed >= 3 * DELAY, "the replies did not go through the delaying proxy"
     assert lag.ticks > 0
@@ -256,7 +250,7 @@ def test_each_event_loop_gets_its_own_connections(server: Any, key_prefix: str, 
         leaks = [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)]
         assert leaks == []
     finally:
-        close(h)
+        close_handler(h)
 
 
 def test_await_cache_across_event_loops(handler: Any) -> None:
@@ -291,7 +285,7 @@ def test_uvloop_event_loop(server: Any, key_prefix: str, raw: valkey.Valkey) -> 
         raw.delete(key_prefix + "uv")
         assert_workload_left(raw, key_prefix, 50)
     finally:
-        close(h)
+        close_handler(h)
 
 
 # -- cancellation ---------------------------------------------------------------------------------------------------

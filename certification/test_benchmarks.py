@@ -22,10 +22,22 @@ from typing import Any
 import pytest
 import redis
 import valkey
-from conftest import make_handler, scan_delete
-from servers import ServerInfo
-from support_bench import CHECK, FULL, PingProbe, Sizes, dumps, latency, loads, paired, parsers, slowest_command
 from valkey._parsers import _RESP2Parser
+
+from certification.servers import ServerInfo
+from certification.support import make_handler, scan_delete
+from certification.support_bench import (
+    CHECK,
+    FULL,
+    PingProbe,
+    Sizes,
+    dumps,
+    latency,
+    loads,
+    paired,
+    parsers,
+    slowest_command,
+)
 
 pytestmark = pytest.mark.benchmark
 

@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 import valkey
-from conftest import make_handler
 from emmett_valkey import ValkeyCache
+
+from certification.support import make_handler
 
 pytestmark = pytest.mark.expiration
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 import valkey
-from support_faults import (  # noqa: F401 (fixture)
+
+from certification.support_faults import (  # noqa: F401 (fixture)
     ADMIN_PASSWORD,
     APP_PASSWORD,
     BOTH_USER,

@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support_faults import HandlerFactory, dedicated, handler_factory, quick_retry  # noqa: F401 (fixture)
+
+from certification.support_faults import HandlerFactory, dedicated, handler_factory, quick_retry  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.faults
 

@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 import redis
 import valkey
-from conftest import scan_delete
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+from certification.support import scan_delete
 
 pytestmark = pytest.mark.faults
 

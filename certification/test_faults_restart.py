@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support_faults import HandlerFactory, dedicated, handler_factory, poll  # noqa: F401 (fixture)
+
+from certification.support_faults import HandlerFactory, dedicated, handler_factory, poll  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.faults
 

@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 import valkey
-from conftest import make_handler
 from emmett_valkey import JSONSerializer, SignedPickleSerializer
-from support_faults import MARKS, SideEffect, close_handler
+
+from certification.support import close_handler, make_handler
+from certification.support_faults import MARKS, SideEffect
 
 pytestmark = pytest.mark.faults
 
@@ -27,7 +28,7 @@ UNKNOWN_CLASS = b"cno_such_module_e7f1\nThing\n)\x81."
 @pytest.fixture
 def make(server: Any, key_prefix: str, raw: valkey.Valkey) -> Any:
     """Build ValkeyCache with given options on the session server and this test's prefix; close and clean after."""
-    from conftest import scan_delete
+    from certification.support import scan_delete
 
     made: list[Any] = []
 

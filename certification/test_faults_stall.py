@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import valkey
 from emmett_valkey import ValkeyCache
-from support_faults import HandlerFactory, bounded, dedicated, handler_factory, poll  # noqa: F401 (fixture)
+
+from certification.support_faults import HandlerFactory, bounded, dedicated, handler_factory, poll  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.faults
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support_faults import (  # noqa: F401 (fixtures)
+
+from certification.support_faults import (  # noqa: F401 (fixtures)
     HandlerFactory,
     TLSMaterial,
     handler_factory,

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 import valkey
-from conftest import RUN_ID, make_handler, scan_delete
 from emmett_valkey.keys import glob_escape
-from servers import ServerInfo
-from support_integration import ROUTE_TTL, Reply, ServedApp, create_app, until_two_workers
+
+from certification.servers import ServerInfo
+from certification.support import RUN_ID, make_handler, scan_delete
+from certification.support_integration import ROUTE_TTL, Reply, ServedApp, create_app, until_two_workers
 
 pytestmark = pytest.mark.integration
 

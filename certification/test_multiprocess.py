@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 import valkey
-from conftest import scan_delete
 from emmett_valkey import ValkeyCache
-from servers import ServerInfo
-from support_multiprocess import (
+
+from certification.servers import ServerInfo
+from certification.support import scan_delete
+from certification.support_multiprocess import (
     N_PROCESSES,
     WIRE_VALUES,
     connection_identity,

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 import valkey
-from conftest import make_handler
 from emmett_valkey import ValkeyCache
 from emmett_valkey.keys import glob_escape
-from support_stress import clear_writer
+
+from certification.support import make_handler
+from certification.support_stress import clear_writer
 
 pytestmark = pytest.mark.pattern_clear
 

@@ -25,9 +25,10 @@ from typing import Any
 
 import pytest
 import valkey
-from conftest import make_handler
 from emmett_valkey import ValkeyCache
-from support_stress import COUNTER, WorkerReport, run_threads, stress_process, verify
+
+from certification.support import make_handler
+from certification.support_stress import COUNTER, WorkerReport, run_threads, stress_process, verify
 
 pytestmark = pytest.mark.stress
 

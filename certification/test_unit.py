@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 import valkey
-from conftest import make_handler, scan_delete
 from emmett_core.cache import Cache
 from emmett_valkey import ConfigError, ValkeyCache
+
+from certification.support import make_handler, scan_delete
 
 pytestmark = pytest.mark.unit
 
