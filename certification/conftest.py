@@ -72,10 +72,14 @@ def pytest_configure(config: pytest.Config) -> None:
         server_id = str(pool.starting)
         if not config.getoption("no_results"):
             write_not_run(results_dir, server_id, str(exc))
-        pytest.exit(f"cannot certify {server_id}: no source of it resolves on this machine.\n{exc}", returncode=3)
+        pytest.exit(f"cannot certify {server_id}: {exc}", returncode=3)
     except IntegrityError as exc:
         pool.stop()
-        pytest.exit(f"refused to certify: {exc}\n(no results were written)", returncode=4)
+        server_id = str(pool.starting)
+        if not config.getoption("no_results"):
+            write_not_run(results_dir, server_id, f"refused: {exc}", status="refused")
+        pytest.exit(f"refused to certify {server_id}: {exc}\n(no certification was written; the refusal is recorded "
+                    f"as an attempt beside any earlier one)", returncode=4)
     except BaseException:
         pool.stop()
         raise
@@ -100,13 +104,6 @@ def pytest_configure_node(node: Any) -> None:
 def pytest_unconfigure(config: pytest.Config) -> None:
     if not _is_worker(config) and POOL in config.stash:
         config.stash[POOL].stop()
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    writer = session.config.stash.get(WRITER, None)
-    if writer is not None and not _is_worker(session.config):
-        for path in writer.write():
-            session.config.pluginmanager.get_plugin("terminalreporter").write_line(f"results: {path}")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

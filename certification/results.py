@@ -2,6 +2,12 @@
 
 The file (schema ``emmett-valkey-results/1``, see ``matrix/README.md``) is the only input of the report. It runs in
 the controlling process, so under pytest-xdist it sees every worker's reports.
+
+Only a whole certification is written as ``<id>.json``: every test of ``certification/`` collected for the server,
+none deselected (``-k``, ``-m``, ``--deselect``, a node id or a file), and every one of them run (no ``-x`` stop, no
+interruption, no collection error). Anything less is an *attempt* and goes to ``<id>.attempt.json`` with status
+``partial`` ("ran N of M tests", and why), ``not_run`` or ``refused``: it never replaces a completed certification,
+and the report shows it beside one. A completed run removes the attempt it supersedes.
 """
 
 from __future__ import annotations
@@ -9,7 +15,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 import shlex
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -20,6 +28,8 @@ from typing import Any
 import pytest
 
 SCHEMA = "emmett-valkey-results/1"
+CERTIFICATION = Path(__file__).resolve().parent
+OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 PACKAGES = ("emmett-valkey", "valkey", "redis", "emmett", "emmett-core", "libvalkey", "hiredis", "granian", "pytest")
 
 
@@ -77,6 +87,54 @@ class ResultsWriter:
         self.t0 = time.monotonic()
         self.tests: dict[str, dict[str, Any]] = {}
         self.latency: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
+        self.selected: set[str] = set()  # node ids of the certification's tests this session is to run
+        self.deselected = 0  # certification tests collected, then deselected (-k, -m, --deselect, ...)
+        self.collect_errors = 0
+        self.exitstatus: int | None = None
+
+    # -- what this session set out to run ------------------------------------------------------------------------
+
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed and _in_certification(report.nodeid):
+            self.collect_errors += 1
+
+    def pytest_deselected(self, items: list[pytest.Item]) -> None:
+        self.deselected += sum(1 for item in items if _in_certification(item.nodeid))
+
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        self.selected |= {item.nodeid for item in session.items if _in_certification(item.nodeid)}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_xdist_node_collection_finished(self, node: Any, ids: list[str]) -> None:
+        """Under xdist the workers collect (and deselect); the controller learns what they will run here."""
+        self.selected |= {nodeid for nodeid in ids if _in_certification(nodeid)}
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.exitstatus = int(exitstatus)
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        for path in self.write():
+            if reporter is not None:
+                reporter.write_line(f"results: {path}")
+
+    def partial_reasons(self) -> list[str]:
+        """Why this session is not a whole certification (empty when it is one)."""
+        why = []
+        narrowed = _narrowing_args(self.config)
+        if narrowed:
+            why.append("a selection of tests: " + " ".join(narrowed))
+        options = _deselecting_options(self.config)
+        if self.deselected or options:
+            count = f"{self.deselected} tests deselected" if self.deselected else "tests deselected"
+            why.append(f"{count} ({options or 'by a plugin'})")
+        if self.collect_errors:
+            why.append(f"{self.collect_errors} test modules failed to collect")
+        not_run = len(self.selected - self.tests.keys())
+        if not_run:
+            stop = " (-x / --maxfail stopped it)" if self.config.getoption("maxfail", 0) else ""
+            why.append(f"{not_run} selected tests did not run{stop}")
+        if self.exitstatus == pytest.ExitCode.INTERRUPTED:
+            why.append("the session was interrupted")
+        return why
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         props = _properties(report)
@@ -123,26 +181,29 @@ class ResultsWriter:
             return "xfailed" if hasattr(report, "wasxfail") else "skipped"
         return None
 
-    def write(self, status: str = "completed", reason: str | None = None, only: list[str] | None = None) -> list[Path]:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+    def write(self) -> list[Path]:
+        """Write each server's file: ``<id>.json`` for a whole certification, else ``<id>.attempt.json``."""
+        why = self.partial_reasons()
         written = []
+        narrowed = bool(_narrowing_args(self.config) or _deselecting_options(self.config) or self.deselected)
         for server_id, info in self.pool.infos.items():
-            if only is not None and server_id not in only:
-                continue
             tests = [dict(t) for t in self.tests.values() if t["server"] in (server_id, "*")]
             for t in tests:
                 if t.pop("server") == "*":
                     t["rerun"] = f"tox -e {server_id} -- {shlex.quote(t['nodeid'])}"
             tests.sort(key=lambda t: t["nodeid"])
-            summary = dict.fromkeys(("passed", "failed", "skipped", "xfailed", "xpassed", "error"), 0)
+            summary = dict.fromkeys(OUTCOMES, 0)
             for t in tests:
                 summary[t["outcome"]] += 1
-            doc = self.document(server_id, status, reason, info.provenance, tests, summary)
-            path = self.out_dir / f"{server_id}.json"
-            tmp = path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(doc, indent=1, sort_keys=False) + "\n", encoding="utf-8")
-            tmp.replace(path)
-            written.append(path)
+            doc = self.document(server_id, "partial" if why else "completed", "; ".join(why) or None,
+                                info.provenance, tests, summary)
+            if why:
+                if narrowed or self.collect_errors:  # the whole certification is more than this session selected
+                    whole = full_count(self.config, server_id)
+                else:
+                    whole = sum(1 for nodeid in self.selected if _for_server(nodeid, server_id, self.pool.infos))
+                doc["selection"] = {"ran": len(tests), "of": whole, "why": why}
+            written.append(write_result(self.out_dir, doc))
         return written
 
     def document(self, server_id: str, status: str, reason: str | None, provenance: dict[str, Any],
@@ -166,14 +227,80 @@ class ResultsWriter:
         }
 
 
-def write_not_run(out_dir: Path, server_id: str, reason: str) -> Path:
-    """Record that *server_id* could not be run here, and why (the report shows it as "not run")."""
+def _in_certification(nodeid: str) -> bool:
+    return nodeid.split("::")[0].startswith("certification/")
+
+
+def _for_server(nodeid: str, server_id: str, ids: Any) -> bool:
+    """Whether a test runs for *server_id*: its parameters name that server, or no server of the session at all."""
+    params = set(nodeid.rpartition("[")[2].rstrip("]").split("-")) if nodeid.endswith("]") else set()
+    named = params & set(ids)
+    return not named or server_id in named
+
+
+def _narrowing_args(config: pytest.Config) -> list[str]:
+    """The command-line paths and node ids that select part of ``certification/`` rather than all of it."""
+    root = Path(str(config.invocation_params.dir))
+    covering, inside = False, []
+    for arg in config.args:
+        path = Path(arg.split("::")[0])
+        path = (path if path.is_absolute() else root / path).resolve()
+        if "::" not in arg and (path == CERTIFICATION or path in CERTIFICATION.parents):
+            covering = True
+        elif path == CERTIFICATION or CERTIFICATION in path.parents:
+            inside.append(arg)
+    ignored = [str(p) for p in (config.getoption("ignore") or []) + (config.getoption("ignore_glob") or [])]
+    return ([] if covering else inside) + [f"--ignore {p}" for p in ignored]
+
+
+def _deselecting_options(config: pytest.Config) -> str:
+    parts = [f"-k {config.option.keyword!r}"] if config.option.keyword else []
+    parts += [f"-m {config.option.markexpr!r}"] if config.option.markexpr else []
+    parts += [f"--deselect {d}" for d in (config.getoption("deselect") or [])]
+    return ", ".join(parts)
+
+
+def full_count(config: pytest.Config, server_id: str) -> int | None:
+    """How many tests the whole certification of *server_id* has (a collect-only session; None if it fails)."""
+    root = Path(str(config.rootpath))
+    command = [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-p", "no:xdist",
+               str(CERTIFICATION), "--server", server_id, "--no-results"]
+    try:
+        out = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = re.search(r"^(\d+) tests? collected", out.stdout, re.M)
+    return int(found.group(1)) if found and out.returncode == 0 else None
+
+
+def result_path(out_dir: Path, server_id: str, status: str) -> Path:
+    """``<id>.json`` for a completed certification, ``<id>.attempt.json`` for anything less."""
+    return out_dir / (f"{server_id}.json" if status == "completed" else f"{server_id}.attempt.json")
+
+
+def write_result(out_dir: Path, doc: dict[str, Any]) -> Path:
+    """Write *doc* atomically where its status belongs; a completed certification removes the attempt it supersedes."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    path = result_path(out_dir, doc["server_id"], doc["status"])
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    if doc["status"] == "completed":
+        result_path(out_dir, doc["server_id"], "attempt").unlink(missing_ok=True)
+    return path
+
+
+def write_not_run(out_dir: Path, server_id: str, reason: str, status: str = "not_run") -> Path:
+    """Record an attempt that started no certification, and why.
+
+    ``not_run``: no source of the server resolves here; ``refused``: the server given is not the one the id names.
+    It never replaces a completed result.
+    """
     doc = {
         "schema": SCHEMA,
         "handler": {"distribution": "emmett-valkey", "version": package_versions()["emmett-valkey"]},
         "server_id": server_id,
-        "status": "not_run",
+        "status": status,
         "reason": reason,
         "started_at": _now(),
         "finished_at": _now(),
@@ -184,8 +311,6 @@ def write_not_run(out_dir: Path, server_id: str, reason: str) -> Path:
         "tests": [],
         "latency": {},
         "deviations": {},
-        "summary": dict.fromkeys(("passed", "failed", "skipped", "xfailed", "xpassed", "error"), 0),
+        "summary": dict.fromkeys(OUTCOMES, 0),
     }
-    path = out_dir / f"{server_id}.json"
-    path.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
-    return path
+    return write_result(out_dir, doc)

@@ -327,3 +327,55 @@ def test_pure_and_deterministic(report: Report) -> None:
     again = _build(results, benchmarks=read_benchmarks(DATA / "benchmarks"))
     assert results == before
     assert again == report
+
+
+def _certification() -> dict[str, Any]:
+    return {**_doc("valkey91.json"), "_origin": {"file": "valkey91.json", "mtime": "2026-11-26T01:00:00Z"}}
+
+
+def _attempt(base: dict[str, Any], status: str, finished_at: str, **extra: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(base)
+    doc.update(status=status, finished_at=finished_at, **extra)
+    doc["_origin"] = {"file": f"{doc['server_id']}.attempt.json", "mtime": finished_at}
+    if status != "partial":
+        doc.update(server=None, tests=[])
+    return doc
+
+
+def test_a_partial_run_alone_is_partial_never_certified() -> None:
+    """A selection of tests that all passed is "partial (N of M tests)", not certified."""
+    full = _doc("valkey91.json")
+    partial = _attempt(full, "partial", "2026-11-26T01:00:00Z", reason="a selection of tests: x.py",
+                       selection={"ran": 2, "of": 458, "why": ["a selection of tests: x.py"]})
+    partial["tests"] = [t for t in partial["tests"] if t["outcome"] == "passed"][:2]
+    column = next(c for c in _build([partial]).columns if c.id == "valkey91")
+    assert column.verdict.code == "partial" and column.status == "partial"
+    assert column.verdict.reason.startswith("partial (2 of 458 tests): not a certification; a selection of tests")
+    assert column.attempt is None
+
+
+@pytest.mark.parametrize("status", ["partial", "not_run", "refused"])
+def test_a_newer_attempt_never_replaces_a_certification(status: str) -> None:
+    """A newer partial, not-run or refused attempt is shown beside the certification it does not replace."""
+    full = _certification()
+    extra = {"selection": {"ran": 1, "of": 458, "why": ["-k x"]}} if status == "partial" else {}
+    newer = _attempt(full, status, "2099-01-01T00:00:00Z", reason="why it was less", **extra)
+    report = _build([full, newer])
+    column = next(c for c in report.columns if c.id == "valkey91")
+    assert column.verdict.code == "certified" and column.status == "completed"
+    assert column.attempt is not None and column.attempt.status == status
+    assert "valkey91.attempt.json" in column.verdict.reason and "not a certification: why it was less" in \
+        column.verdict.reason
+    assert {i.file: i.status for i in report.inputs if i.server_id == "valkey91"} == {
+        "valkey91.json": "accepted", "valkey91.attempt.json": "accepted"}
+
+
+def test_an_attempt_older_than_the_certification_is_superseded() -> None:
+    """A certification run after an attempt is shown alone; the attempt is listed as superseded."""
+    full = _certification()
+    older = _attempt(full, "not_run", "2000-01-01T00:00:00Z", reason="no server")
+    report = _build([older, full])
+    column = next(c for c in report.columns if c.id == "valkey91")
+    assert column.verdict.code == "certified" and column.attempt is None
+    assert {i.file: i.status for i in report.inputs if i.server_id == "valkey91"}["valkey91.attempt.json"] == \
+        "superseded"

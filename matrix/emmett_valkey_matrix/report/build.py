@@ -8,10 +8,12 @@ from typing import Any
 from . import compare, perf, ratios
 from .load import check_result, origin_of, recency_key
 from .model import (
+    ATTEMPT_STATUSES,
     BASELINE,
     HANDLERS,
     OURS,
     SUITES,
+    Attempt,
     Cell,
     Column,
     Counts,
@@ -19,9 +21,10 @@ from .model import (
     InputFile,
     Provenance,
     Report,
+    Verdict,
 )
 from .servers import Server, servers_from
-from .verdict import unexplained, verdict_for
+from .verdict import partial_text, unexplained, verdict_for
 
 Doc = Mapping[str, Any]
 
@@ -32,8 +35,13 @@ def _file_name(doc: Doc, fallback: str) -> str:
 
 def _select(
     results: Sequence[Doc], servers: Mapping[str, Server], handler_version: str | None
-) -> tuple[dict[str, Doc], list[InputFile]]:
-    """Pick the newest acceptable document per server id; record what happened to every input."""
+) -> tuple[dict[str, Doc], dict[str, Doc], list[InputFile]]:
+    """Per server id, the newest certification (else the newest attempt) and an attempt newer than it.
+
+    A certification is a run of the whole suite (``completed``, or ``error``); an attempt is anything less
+    (``partial``, ``not_run``, ``refused``). An attempt never stands in for a certification: it is shown beside the
+    newest one, or alone when there is none. Every input is recorded: accepted, rejected or superseded.
+    """
     inputs: list[InputFile] = []
     candidates: dict[str, list[Doc]] = {}
     for index, doc in enumerate(results):
@@ -46,15 +54,32 @@ def _select(
         elif sid is not None:
             candidates.setdefault(sid, []).append(doc)
     chosen: dict[str, Doc] = {}
+    attempts: dict[str, Doc] = {}
     for sid, docs in candidates.items():
         ordered = sorted(docs, key=recency_key, reverse=True)
-        chosen[sid] = ordered[0]
-        winner = _file_name(ordered[0], sid)
-        inputs.append(InputFile(winner, "results", sid, "accepted", None, None))
-        for older in ordered[1:]:
-            detail = f"an older run; {winner} is newer"
-            inputs.append(InputFile(_file_name(older, sid), "results", sid, "superseded", "superseded", detail))
-    return chosen, inputs
+        runs = [d for d in ordered if d["status"] not in ATTEMPT_STATUSES]
+        tried = [d for d in ordered if d["status"] in ATTEMPT_STATUSES]
+        chosen[sid] = (runs or tried)[0]
+        used = [chosen[sid]]
+        if runs and tried and recency_key(tried[0]) > recency_key(runs[0]):
+            attempts[sid] = tried[0]
+            used.append(tried[0])
+        winner = _file_name(chosen[sid], sid)
+        for doc in ordered:
+            if any(doc is u for u in used):
+                inputs.append(InputFile(_file_name(doc, sid), "results", sid, "accepted", None, None))
+            else:
+                detail = f"an older run; {winner} is newer"
+                inputs.append(InputFile(_file_name(doc, sid), "results", sid, "superseded", "superseded", detail))
+    return chosen, attempts, inputs
+
+
+def _attempt(doc: Doc | None) -> Attempt | None:
+    if doc is None:
+        return None
+    selection = doc.get("selection") or {}
+    return Attempt(doc["status"], doc.get("reason"), _file_name(doc, doc["server_id"]), doc.get("finished_at"),
+                   selection.get("ran"), selection.get("of"))
 
 
 def _counts(doc: Doc | None, handler: str, suite: str | None = None) -> Counts:
@@ -104,7 +129,7 @@ def _provenance(doc: Doc) -> Provenance | None:
     )
 
 
-def _column(server: Server, doc: Doc | None) -> Column:
+def _column(server: Server, doc: Doc | None, attempt: Doc | None = None) -> Column:
     ours = _counts(doc, OURS)
     completed = doc is not None and doc["status"] == "completed"
     missing = tuple(s for s in SUITES if completed and _counts(doc, OURS, s).total == 0)
@@ -118,13 +143,25 @@ def _column(server: Server, doc: Doc | None) -> Column:
         version=version,
         label=f"{server.product_name} {version or server.line + '.x'}",
         status=doc["status"] if doc is not None else "missing",
-        verdict=verdict_for(doc, ours, missing),
+        verdict=_with_attempt(verdict_for(doc, ours, missing), attempt),
         ours=ours,
         baseline=_counts(doc, BASELINE),
         suites_missing=missing,
         source_file=_file_name(doc, server.id) if doc is not None else None,
         provenance=provenance,
+        attempt=_attempt(attempt),
     )
+
+
+def _with_attempt(verdict: Verdict, attempt: Doc | None) -> Verdict:
+    """Name, after the verdict of the certification shown, the newer attempt that did not replace it."""
+    if attempt is None:
+        return verdict
+    what = partial_text(attempt) if attempt["status"] == "partial" else attempt["status"].replace("_", " ")
+    when = attempt.get("finished_at") or "?"
+    note = f"a newer attempt ({when}, {_file_name(attempt, attempt['server_id'])}) was {what}, not a certification"
+    reason = attempt.get("reason")
+    return Verdict(verdict.code, verdict.label, f"{verdict.reason} · {note}" + (f": {reason}" if reason else ""))
 
 
 def _cell(column: Column, doc: Doc | None, suite: str, handler: str) -> Cell:
@@ -186,8 +223,8 @@ def build_report(
     """
     servers = servers_from(catalogue)
     by_id = {s.id: s for s in servers}
-    chosen, inputs = _select(results, by_id, handler_version)
-    columns = tuple(_column(s, chosen.get(s.id)) for s in servers)
+    chosen, attempts, inputs = _select(results, by_id, handler_version)
+    columns = tuple(_column(s, chosen.get(s.id), attempts.get(s.id)) for s in servers)
     grid = tuple(
         GridRow(suite, handler, tuple(_cell(c, chosen.get(c.id), suite, handler) for c in columns))
         for suite in SUITES

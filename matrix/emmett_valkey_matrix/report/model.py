@@ -32,13 +32,17 @@ OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 CERTIFIED = "certified"
 CERTIFIED_WITH_DEVIATIONS = "certified_with_deviations"
 FAILED = "failed"
+PARTIAL = "partial"
 NOT_RUN = "not_run"
 VERDICT_LABELS = {
     CERTIFIED: "certified",
     CERTIFIED_WITH_DEVIATIONS: "certified with deviations",
     FAILED: "failed",
+    PARTIAL: "partial",
     NOT_RUN: "not run",
 }
+#: result statuses of a run that is not a certification (written to ``<id>.attempt.json``)
+ATTEMPT_STATUSES = ("partial", "not_run", "refused")
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,18 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class Attempt:
+    """A run that was not a whole certification: a selection of tests, a server not provided, or one refused."""
+
+    status: str  # partial | not_run | refused
+    reason: str | None
+    file: str
+    finished_at: str | None
+    ran: int | None  # partial: tests run ...
+    of: int | None  # ... of the whole certification's (None when unknown)
+
+
+@dataclass(frozen=True)
 class Column:
     """One catalogued server: a column of the grid."""
 
@@ -107,13 +123,14 @@ class Column:
     line: str
     version: str | None
     label: str
-    status: str  # completed | not_run | error | missing
+    status: str  # completed | partial | not_run | refused | error | missing
     verdict: Verdict
     ours: Counts
     baseline: Counts
     suites_missing: tuple[str, ...]
     source_file: str | None
     provenance: Provenance | None
+    attempt: Attempt | None = None  # a newer run than the certification shown that was not one
 
 
 @dataclass(frozen=True)

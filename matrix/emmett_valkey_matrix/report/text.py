@@ -12,6 +12,7 @@ from .model import (
     CERTIFIED_WITH_DEVIATIONS,
     FAILED,
     NOT_RUN,
+    PARTIAL,
     VERDICT_LABELS,
     BenchmarkRun,
     Column,
@@ -21,8 +22,9 @@ from .model import (
     Report,
 )
 
-SHORT_VERDICTS = {CERTIFIED: "certified", CERTIFIED_WITH_DEVIATIONS: "deviations", FAILED: "failed", NOT_RUN: "not run"}
-VERDICT_SYMBOLS = {CERTIFIED: "✔", CERTIFIED_WITH_DEVIATIONS: "◐", FAILED: "✘", NOT_RUN: "○"}
+SHORT_VERDICTS = {CERTIFIED: "certified", CERTIFIED_WITH_DEVIATIONS: "deviations", FAILED: "failed",
+                  PARTIAL: "partial", NOT_RUN: "not run"}
+VERDICT_SYMBOLS = {CERTIFIED: "✔", CERTIFIED_WITH_DEVIATIONS: "◐", FAILED: "✘", PARTIAL: "◔", NOT_RUN: "○"}
 
 # outcome -> (symbol, word); order is the order shown in a cell
 OUTCOME_SYMBOLS = {

@@ -3,8 +3,10 @@
 Only tests of our handler decide; the baseline (``RedisCache``) is shown, never counted against us.
 Rules, first match wins:
 
-1. **not run**: no result file for the id ("no result file"), a file with status ``not_run`` (its reason),
-   a completed run with no ``ValkeyCache`` test, or one whose ``ValkeyCache`` tests were all skipped.
+1. **not run**: no result file for the id ("no result file"), a file with status ``not_run`` or ``refused`` (its
+   reason), a completed run with no ``ValkeyCache`` test, or one whose ``ValkeyCache`` tests were all skipped.
+   **partial**: a run of part of the certification ("partial (N of M tests)" and why); never certified, whatever
+   its tests did.
 2. **failed**: status ``error`` (its reason), or any ``ValkeyCache`` test ``failed`` or ``error``, or any
    ``ValkeyCache`` test ``xfailed`` whose ``deviation`` is not explained in the file's ``deviations``
    (an expected failure nobody listed is a failure).
@@ -29,6 +31,7 @@ from .model import (
     FAILED,
     NOT_RUN,
     OURS,
+    PARTIAL,
     VERDICT_LABELS,
     Counts,
     Verdict,
@@ -50,12 +53,21 @@ def unexplained(test: Mapping[str, Any], explanations: Mapping[str, str]) -> boo
     return test["outcome"] == "xfailed" and (test.get("deviation") or "") not in explanations
 
 
+def partial_text(doc: Mapping[str, Any]) -> str:
+    """``partial (N of M tests)`` for a partial run's document."""
+    selection = doc.get("selection") or {}
+    of = selection.get("of")
+    return f"partial ({selection.get('ran', len(doc.get('tests') or []))} of {of if of is not None else '?'} tests)"
+
+
 def verdict_for(doc: Mapping[str, Any] | None, ours: Counts, suites_missing: Sequence[str]) -> Verdict:
     """Apply the rules in this module's docstring to one accepted result document (or none)."""
     if doc is None:
         return _verdict(NOT_RUN, "no result file")
-    if doc["status"] == "not_run":
+    if doc["status"] in ("not_run", "refused"):
         return _verdict(NOT_RUN, doc.get("reason") or "not run; the result file gives no reason")
+    if doc["status"] == "partial":
+        return _verdict(PARTIAL, f"{partial_text(doc)}: not a certification; {doc.get('reason') or 'no reason given'}")
     if doc["status"] == "error":
         return _verdict(FAILED, f"the run did not complete: {doc.get('reason') or 'no reason given'}")
     if ours.total == 0:
