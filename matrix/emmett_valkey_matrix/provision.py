@@ -132,8 +132,9 @@ def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
     given = user_binary(server_id, environ)
     if given:
         binary, found = given
-        check(entry, found, binary.source["detail"])
-        return Resolved(entry, "user-binary", binary.source["detail"], found.version, binary=binary)
+        if found is not None:  # a pre-check; INFO decides when the server is started
+            check(entry, found, binary.source["detail"])
+        return Resolved(entry, "user-binary", binary.source["detail"], _version(found, entry), binary=binary)
 
     reasons = [f"{env_name(server_id, 'URL')}: not set", f"{env_name(server_id, 'BIN')}: not set"]
     for source in entry.sources:
@@ -143,9 +144,10 @@ def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
             reasons.append(f"{source.kind} {source.detail}: {exc}")
             continue
         found = probe_version(binary.path, env=binary.environ(), argv0=binary.argv0)
-        check(entry, found, f"{source.kind} {source.detail}", source.version)
-        return Resolved(entry, source.kind, binary.source["detail"], found.version, exact=source.version,
-                        binary=binary)
+        if found is not None:
+            check(entry, found, f"{source.kind} {source.detail}", source.version)
+        return Resolved(entry, source.kind, binary.source["detail"], _version(found, entry, source.version),
+                        exact=source.version, binary=binary)
 
     engine = compose.docker_engine()
     if engine is None:
@@ -154,12 +156,17 @@ def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
     reasons.append(f"docker compose: {engine}")
     try:
         binary, found = path_binary(entry.product, environ)
-        if found.product == entry.product and in_line(found.version, entry.line):
-            return Resolved(entry, "path", str(binary.path), found.version, binary=binary)
+        if found is None or (found.product == entry.product and in_line(found.version, entry.line)):
+            return Resolved(entry, "path", str(binary.path), _version(found, entry), binary=binary)
         reasons.append(f"PATH: {binary.path} is {found}, not {entry.display}")
     except (NotAvailable, IntegrityError) as exc:
         reasons.append(f"PATH: {exc}")
     raise NotAvailable(_not_available_message(entry, reasons))
+
+
+def _version(found: Identity | None, entry: Entry, exact: str | None = None) -> str:
+    """Return the version a binary's ``--version`` gave, else the id's (INFO is checked when it is started)."""
+    return found.version if found is not None else exact or f"{entry.line}.x"
 
 
 def _from_url(entry: Entry, url: str) -> Resolved:

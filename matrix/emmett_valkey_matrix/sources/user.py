@@ -24,8 +24,11 @@ def user_url(server_id: str, environ: Mapping[str, str]) -> str | None:
     return environ.get(env_name(server_id, "URL")) or None
 
 
-def probe_version(path: Path, *, env: Mapping[str, str] | None = None, argv0: str | None = None) -> Identity:
-    """Run ``<binary> --version`` and parse it; IntegrityError if it is not a Valkey/Redis server."""
+def probe_version(path: Path, *, env: Mapping[str, str] | None = None, argv0: str | None = None) -> Identity | None:
+    """Run ``<binary> --version`` and parse it (None: a form not known, left to INFO once started).
+
+    :class:`IntegrityError` when it cannot run, fails, or prints no version at all (not a Valkey/Redis server).
+    """
     try:
         proc = subprocess.run([argv0 or str(path), "--version"], executable=str(path), env=env,
                               capture_output=True, text=True, timeout=20, check=False)
@@ -33,11 +36,14 @@ def probe_version(path: Path, *, env: Mapping[str, str] | None = None, argv0: st
         raise IntegrityError(f"{path} cannot be run: {exc}") from exc
     if proc.returncode != 0:
         raise IntegrityError(f"{path} --version failed (exit {proc.returncode}): {proc.stderr.strip()[:300]}")
-    return from_version_output(proc.stdout)
+    try:
+        return from_version_output(proc.stdout)
+    except IntegrityError as exc:
+        raise IntegrityError(f"{path}: {exc}") from None
 
 
-def user_binary(server_id: str, environ: Mapping[str, str]) -> tuple[Binary, Identity] | None:
-    """Return the binary named by ``CERTIFY_<ID>_BIN``, with what it says it is; None when unset."""
+def user_binary(server_id: str, environ: Mapping[str, str]) -> tuple[Binary, Identity | None] | None:
+    """Return the binary named by ``CERTIFY_<ID>_BIN``, with what its ``--version`` says it is; None when unset."""
     name = env_name(server_id, "BIN")
     value = environ.get(name)
     if not value:
@@ -45,12 +51,15 @@ def user_binary(server_id: str, environ: Mapping[str, str]) -> tuple[Binary, Ide
     path = Path(value).expanduser()
     if not path.is_file() or not os.access(path, os.X_OK):
         raise NotAvailable(f"{name}={value} is not an executable file")
-    found = probe_version(path)
+    try:
+        found = probe_version(path)
+    except IntegrityError as exc:
+        raise IntegrityError(f"{name}={value}: {str(exc).removeprefix(f'{path}: ')}") from None
     source = {"kind": "user-binary", "detail": f"{name}={path}", "sha256": sha256_file(path)}
     return Binary(path.resolve(), source), found
 
 
-def path_binary(product: str, environ: Mapping[str, str]) -> tuple[Binary, Identity]:
+def path_binary(product: str, environ: Mapping[str, str]) -> tuple[Binary, Identity | None]:
     """``valkey-server``/``redis-server`` found on PATH, with what it says it is."""
     name = PATH_NAMES[product]
     found_path = shutil.which(name, path=environ.get("PATH"))
