@@ -1,7 +1,8 @@
 """Serializers: how a value becomes the bytes stored under a key, and back.
 
 Every serializer stores a value whose type is exactly ``int`` as ASCII digits, so that ``incr``/``decr`` work on it
-and Emmett's ``RedisCache`` reads it; everything else is a one-byte tag followed by the payload:
+and Emmett's ``RedisCache`` reads it, and reads ``b"True"``/``b"False"`` (how ``RedisCache`` stores bools) as bools;
+everything else is a one-byte tag followed by the payload:
 
 - ``!`` + pickle: :class:`EmmettPickleSerializer`, the default, byte-compatible with Emmett's ``RedisCache``.
 - ``j`` + UTF-8 JSON: :class:`JSONSerializer`, for caches shared with other languages or untrusted writers.
@@ -34,6 +35,11 @@ class Serializer(Protocol):
         """Decode stored *data*; raise :class:`SerializationError` when it is not ours to decode."""
 
 
+#: Emmett's RedisCache stores a bool through its int path, as ``str(value)``: read those entries as the bools they are
+#: (like an int, a bare bool runs no code, so every serializer accepts it)
+_REDISCACHE_BOOLS = {b"True": True, b"False": False}
+
+
 class _IntFastPath:
     tag = b"?"
 
@@ -48,6 +54,8 @@ class _IntFastPath:
     def loads(self, data: bytes) -> Any:
         if data[:1] == self.tag:
             return self._load(data[1:])
+        if data in _REDISCACHE_BOOLS:
+            return _REDISCACHE_BOOLS[data]
         try:
             return int(data)
         except ValueError:
