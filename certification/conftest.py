@@ -106,6 +106,23 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         config.stash[POOL].stop()
 
 
+@pytest.hookimpl(trylast=True)
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """After pytest-benchmark's tables: each judged figure against its target, met or missed (they never fail a run)."""
+    session = getattr(config, "_benchmarksession", None)
+    if _is_worker(config) or session is None or not session.benchmarks:
+        return
+    from emmett_valkey_matrix import bench
+
+    docs = [b.as_dict(include_data=False) for b in session.benchmarks]
+    rows = [row for sid in config.stash[POOL].infos
+            for row in bench.ratios({"benchmarks": [d for d in docs if (d.get("params") or {}).get("server") == sid]},
+                                    sid)]
+    terminalreporter.section("benchmark targets (ratios measured in this run; a miss does not fail it)")
+    for line in bench.verdict(rows):
+        terminalreporter.write_line(line)
+
+
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "server" in metafunc.fixturenames:
         ids = list(metafunc.config.stash[POOL].infos)
@@ -120,8 +137,15 @@ def _only_baseline(item: pytest.Item) -> bool:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("benchmark_only", default=False):  # run the benchmarks, list nothing else as skipped
+        others = [item for item in items if "benchmark" not in getattr(item, "fixturenames", ())]
+        if others:
+            config.hook.pytest_deselected(items=others)
+            items[:] = [item for item in items if "benchmark" in getattr(item, "fixturenames", ())]
     deviations = load_deviations()
     for item in items:
+        if not item.nodeid.startswith("certification/"):
+            continue
         params = getattr(item, "callspec", None)
         params = params.params if params is not None else {}
         suite = next((m.name for m in item.iter_markers() if m.name in SUITES), None)

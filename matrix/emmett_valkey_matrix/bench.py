@@ -224,6 +224,18 @@ def render(rows: Sequence[Ratio]) -> str:
     return "\n".join(lines)
 
 
+def verdict(rows: Sequence[Ratio]) -> list[str]:
+    """One line per judged figure, met or missed, then a count: the closing summary of a benchmark run."""
+    judged = [r for r in rows if r.met is not None]
+    lines = [f"{'✔ met' if r.met else '✘ MISSED':<9} {r.server:<9} {r.metric} [{r.case}]: {r.value:.3g} "
+             f"(target {r.target})" for r in judged]
+    missed = sum(1 for r in judged if not r.met)
+    unjudged = len([r for r in rows if r.target is not None]) - len(judged)
+    tail = f"; {unjudged} not judged (check-size run)" if unjudged else ""
+    lines.append(f"{len(judged) - missed} of {len(judged)} targets met, {missed} missed{tail}")
+    return lines
+
+
 def load(path: Path) -> list[Ratio]:
     """Read one ``--benchmark-json`` file; the server id is the file's stem (``reports/benchmarks/<id>.json``)."""
     doc = json.loads(path.read_text(encoding="utf-8"))
