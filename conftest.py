@@ -35,7 +35,7 @@ def docs_server_url() -> Iterator[str]:
 
 @pytest.fixture
 def docs_env(docs_server_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    """What a reader has: ``VALKEY_URL`` set to a running server (and no other ``VALKEY_*``), a fresh directory."""
+    """Give each example what a reader has: ``VALKEY_URL`` of a running server (no other ``VALKEY_*``), a new cwd."""
     for name in [n for n in os.environ if n.startswith("VALKEY_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("VALKEY_URL", docs_server_url)
@@ -54,7 +54,6 @@ def _setup(namespace: dict[str, Any]) -> None:
 def _teardown(namespace: dict[str, Any]) -> None:
     """After each file: close what its examples opened, empty the server for the next file."""
     import valkey
-
     from emmett_core.cache import Cache
     from emmett_valkey import ValkeyCache
 
