@@ -364,7 +364,7 @@ def test_get_or_set_loop_uses_async_client(ours: ValkeyCache) -> None:
         return "v"
 
     assert asyncio.run(ours("gsl", compute)) == "v"
-    assert ours._client is None, "the synchronous pool was made"
+    assert not ours.connections.pool_made, "the synchronous pool was made"
 
 
 def test_pool_is_per_process_after_fork(ours: ValkeyCache, raw: valkey.Valkey, key_prefix: str) -> None:
@@ -376,7 +376,7 @@ def test_pool_is_per_process_after_fork(ours: ValkeyCache, raw: valkey.Valkey, k
     if pid == 0:  # child
         code = 1
         try:
-            fresh = ours._client is None
+            fresh = not ours.connections.pool_made
             ours.set("child", os.getpid())
             ok = fresh and ours.client.client_id() != parent_id and ours.get("parent") == 1
             code = 0 if ok else 2
@@ -420,7 +420,7 @@ def test_url_schemes(server: Any, scheme: str, key_prefix: str) -> None:
     assert h.get("u") == scheme
     h.clear()
     h.close()
-    assert ValkeyCache(url=f"{scheme}s://{server.host}:{server.port}/0")._ssl is True
+    assert ValkeyCache(url=f"{scheme}s://{server.host}:{server.port}/0").connections.settings.ssl is True
 
 
 def _closed_port() -> int:

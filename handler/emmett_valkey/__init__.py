@@ -1,7 +1,8 @@
 """emmett-valkey: a Valkey cache handler for Emmett, wire-compatible with Emmett's ``RedisCache``."""
 
-from .cache import TRANSIENT_ERRORS, ValkeyCache
+from .cache import ValkeyCache
 from .config import ENV_VARIABLES, ConfigError
+from .operations import TRANSIENT_ERRORS
 from .serializers import (
     EmmettPickleSerializer,
     JSONSerializer,

@@ -1,82 +1,31 @@
-"""``ValkeyCache``: Emmett's cache handler interface on valkey-py, wire-compatible with ``RedisCache``."""
+"""``ValkeyCache``: Emmett's cache handler interface on valkey-py, wire-compatible with ``RedisCache``.
+
+The API is the list of operations below, each written once (see :mod:`.operations`) and driven by a synchronous
+and an async method; connections live in :mod:`.connections`, encoding and the hit/miss counts in :mod:`.codec`.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import os
-import threading
-import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Literal, TypeVar
 
-import valkey
-import valkey.asyncio as avalkey
 from emmett_core.cache.handlers import CacheHandler
-from valkey.asyncio.retry import Retry as AsyncRetry
-from valkey.backoff import EqualJitterBackoff
-from valkey.exceptions import ConnectionError as ValkeyConnectionError
-from valkey.exceptions import OutOfMemoryError, ResponseError
-from valkey.exceptions import TimeoutError as ValkeyTimeoutError
-from valkey.retry import Retry
 
+from .codec import MISSING, Codec
 from .config import settings_from_env
+from .connections import AsyncIO, Connections, Settings, SyncIO
 from .durations import check_seconds, to_milliseconds
 from .keys import check_key, glob_escape
-from .serializers import EmmettPickleSerializer, SerializationError, Serializer
+from .operations import TRANSIENT_ERRORS, WRITE_ERRORS, Compute, Neutral, Operation, arun, command, operation, run
+from .serializers import EmmettPickleSerializer, Serializer
 from .stats import Stats
 
 T = TypeVar("T")
 OnError = Literal["raise", "miss"]
-
-log = logging.getLogger("emmett_valkey")
-
-#: errors that fail-soft mode turns into a miss or a no-op: the server is unreachable or too slow
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ValkeyConnectionError, ValkeyTimeoutError, OSError)
-#: errors that fail-soft mode turns into a no-op on writes: the transient ones, and a full server (noeviction)
-WRITE_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, OutOfMemoryError)
-
-#: what a set_many batch can fail with: the transient errors, or the server refusing it (OOM, a too-long value)
-_BATCH_ERRORS: tuple[type[BaseException], ...] = (ResponseError, *TRANSIENT_ERRORS)
+Duration = int | float | str | None
 
 #: default ``max_value_size``: the server's default ``proto-max-bulk-len`` (512 MB)
 MAX_BULK_LEN = 512 * 1024 * 1024
-
-_MISSING: Any = object()
-_instances: weakref.WeakSet[ValkeyCache] = weakref.WeakSet()
-
-
-def _count(reply: Any) -> int:
-    return int(reply)
-
-
-def _without_arguments(exc: ResponseError) -> ResponseError:
-    """Drop the command arguments valkey-py writes into a pipeline error: they hold cached values."""
-    if exc.args and isinstance(exc.args[0], str) and exc.args[0].startswith("Command # "):
-        number, _, rest = exc.args[0].partition(" (")
-        exc.args = (f"{number} of pipeline caused error: {rest.partition(' caused error: ')[2]}", *exc.args[1:])
-    return exc
-
-
-async def _close_at_loop_shutdown(client: avalkey.Valkey) -> AsyncGenerator[None, None]:
-    """Close *client* when its event loop shuts down (``asyncio.run`` finalizes async generators before closing)."""
-    try:
-        yield
-    finally:
-        await _aclose_client(client)
-
-
-async def _aclose_client(client: avalkey.Valkey) -> None:
-    await client.aclose()
-    await client.connection_pool.disconnect()  # the client does not own a pool it was given
-
-
-def _forget_connections_after_fork() -> None:
-    for handler in list(_instances):
-        handler._drop_clients()
-
-
-os.register_at_fork(after_in_child=_forget_connections_after_fork)
 
 
 class ValkeyCache(CacheHandler):
@@ -135,53 +84,23 @@ class ValkeyCache(CacheHandler):
         # emmett_core annotates default_expire as int; floats work here because durations are resolved by us
         super().__init__(prefix=prefix, default_expire=default_expire)  # type: ignore[arg-type]
         self.on_error: OnError = on_error
-        self.serializer: Serializer = serializer if serializer is not None else EmmettPickleSerializer()
         self.scan_count = scan_count
-        self.max_value_size = max_value_size
-        self._url = url
-        self._ssl = ssl or (url is not None and url.startswith(("valkeys://", "rediss://")))
-        self._pool_timeout = pool_timeout
-        self._retry_policy = (retries, backoff_cap, backoff_base)
-        self._conn_kwargs: dict[str, Any] = {
-            "socket_timeout": socket_timeout,
-            "socket_connect_timeout": socket_connect_timeout,
-            "health_check_interval": health_check_interval,
-            "client_name": client_name,
-            **pool_kwargs,
-        }
-        if max_connections is not None:
-            self._conn_kwargs["max_connections"] = max_connections
-        if url is None:
-            self._conn_kwargs.update(host=host, port=port, db=db, password=password, username=username)
-        else:
-            # explicit credentials win over the URL's; the URL's host, port and db stand
-            for name, value in (("password", password), ("username", username)):
-                if value is not None:
-                    self._conn_kwargs[name] = value
-        if self._ssl:
-            self._conn_kwargs.update(
-                ssl_ca_certs=ssl_ca_certs,
-                ssl_certfile=ssl_certfile,
-                ssl_keyfile=ssl_keyfile,
-                ssl_cert_reqs=ssl_cert_reqs,
-                ssl_check_hostname=ssl_check_hostname,
-            )
-        # a thread keeps one pooled connection for itself (no checkout per call) unless the pool is bounded,
-        # where threads holding connections would starve the others
-        self._dedicated = dedicated_connections and max_connections is None and pool_timeout is None
-        self._lock = threading.Lock()
-        self._client: valkey.Valkey | None = None
-        self._local = threading.local()
-        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, avalkey.Valkey] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._aguards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
-            weakref.WeakKeyDictionary()
-        )
         self.stats_counters = Stats()
-        _instances.add(self)
+        self.codec = Codec(serializer if serializer is not None else EmmettPickleSerializer(), max_value_size,
+                           self.stats_counters, prefix)
+        self.connections = Connections(Settings.build(
+            host=host, port=port, db=db, password=password, username=username, url=url, ssl=ssl,
+            ssl_ca_certs=ssl_ca_certs, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+            ssl_cert_reqs=ssl_cert_reqs, ssl_check_hostname=ssl_check_hostname, max_connections=max_connections,
+            pool_timeout=pool_timeout, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout,
+            health_check_interval=health_check_interval, retries=retries, backoff_base=backoff_base,
+            backoff_cap=backoff_cap, client_name=client_name, dedicated_connections=dedicated_connections,
+            pool_kwargs=pool_kwargs,
+        ))
+        self._io = SyncIO(self.connections)
+        self._aio = AsyncIO(self.connections)
 
-    # -- construction -------------------------------------------------------------------------------------------
+    # -- construction and connections ---------------------------------------------------------------------------
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ValkeyCache:
@@ -200,391 +119,238 @@ class ValkeyCache(CacheHandler):
         """Seconds an entry lives when set with the ``"default"`` duration."""
         return self._default_expire
 
-    def _pool_kwargs(self, flavour: Any, retry_cls: Any) -> tuple[Any, dict[str, Any]]:
-        retries, cap, base = self._retry_policy
-        kwargs = dict(self._conn_kwargs)
-        kwargs["retry"] = retry_cls(EqualJitterBackoff(cap=cap, base=base), retries, (ValkeyConnectionError,))
-        # without retry_on_error valkey-py disconnects and raises on the first error: the Retry above would never run
-        kwargs["retry_on_error"] = [ValkeyConnectionError] if retries else []
-        pool_cls = flavour.ConnectionPool
-        if self._pool_timeout is not None:
-            pool_cls = flavour.BlockingConnectionPool
-            kwargs["timeout"] = self._pool_timeout
-        if self._ssl and self._url is None:
-            kwargs["connection_class"] = flavour.SSLConnection
-        return pool_cls, kwargs
-
-    def _make_client(self) -> valkey.Valkey:
-        pool_cls, kwargs = self._pool_kwargs(valkey, Retry)
-        pool = pool_cls.from_url(self._url, **kwargs) if self._url else pool_cls(**kwargs)
-        return valkey.Valkey(connection_pool=pool)
-
-    def _make_aclient(self) -> avalkey.Valkey:
-        pool_cls, kwargs = self._pool_kwargs(avalkey, AsyncRetry)
-        pool = pool_cls.from_url(self._url, **kwargs) if self._url else pool_cls(**kwargs)
-        return avalkey.Valkey(connection_pool=pool)
+    @property
+    def serializer(self) -> Serializer:
+        """How values are stored (see :mod:`.serializers`)."""
+        return self.codec.serializer
 
     @property
-    def pool_client(self) -> valkey.Valkey:
-        """Return this process's client on its shared connection pool (made on first use)."""
-        client = self._client
-        if client is None:
-            with self._lock:
-                if self._client is None:
-                    self._client = self._make_client()
-                client = self._client
-        return client
+    def max_value_size(self) -> int | None:
+        """The largest stored value, in bytes; a bigger one raises ``ValueError`` and nothing is sent."""
+        return self.codec.max_value_size
 
     @property
-    def client(self) -> valkey.Valkey:
-        """Return the calling thread's client: one connection of the pool kept for the thread, or the pool itself.
-
-        A thread's connection goes back to the pool when the thread ends. With ``max_connections`` or
-        ``pool_timeout`` set (or ``dedicated_connections=False``) every call checks a connection out instead.
-        """
-        if not self._dedicated:
-            return self.pool_client
-        try:
-            return self._local.client  # type: ignore[no-any-return]
-        except AttributeError:
-            pool = self.pool_client.connection_pool
-            client = valkey.Valkey(connection_pool=pool, single_connection_client=True)
-            self._local.client = client
-            return client
+    def client(self) -> Any:
+        """The calling thread's valkey-py client (see :class:`~.connections.Connections`)."""
+        return self.connections.client
 
     @property
-    def aclient(self) -> avalkey.Valkey:
-        """The async client of the running event loop (one per loop, made on first use)."""
-        loop = asyncio.get_running_loop()
-        client = self._aclients.get(loop)
-        if client is None:
-            client = self._aclients[loop] = self._make_aclient()
-            self._aguards[loop] = guard = _close_at_loop_shutdown(client)
-            try:  # start it without awaiting: it registers with the loop and stops at its only yield
-                guard.__anext__().send(None)
-            except StopIteration:
-                pass
-        return client
-
-    def _drop_clients(self) -> None:
-        # after fork: the parent's sockets are not ours; valkey-py does not shut them down from another pid
-        self._lock = threading.Lock()
-        self._client = None
-        self._local = threading.local()
-        self._aclients = weakref.WeakKeyDictionary()
-        self._aguards = weakref.WeakKeyDictionary()
+    def aclient(self) -> Any:
+        """The running event loop's valkey-py async client."""
+        return self.connections.aclient
 
     def close(self) -> None:
         """Close this process's synchronous connections (the handler reconnects on next use)."""
-        self._local = threading.local()
-        client, self._client = self._client, None
-        if client is not None:
-            client.close()  # type: ignore[no-untyped-call]
-            client.connection_pool.disconnect()
+        self.connections.close()
 
     async def aclose(self) -> None:
         """Close the running loop's async connections."""
-        loop = asyncio.get_running_loop()
-        client = self._aclients.pop(loop, None)
-        self._aguards.pop(loop, None)
-        if client is not None:
-            await _aclose_client(client)
+        await self.connections.aclose()
 
-    # -- encoding -----------------------------------------------------------------------------------------------
+    # -- keys, values, counters: the same for every operation ---------------------------------------------------
 
-    def _encode(self, name: str, value: Any) -> bytes:
-        payload = self.serializer.dumps(value)
-        if self.max_value_size is not None and len(payload) > self.max_value_size:
-            raise ValueError(f"{name!r}: the value takes {len(payload)} bytes, more than max_value_size="
-                             f"{self.max_value_size} (the server's proto-max-bulk-len); nothing was written")
-        return payload
+    def _name(self, key: str) -> str:
+        return self._prefix + check_key(key)
 
-    def _decode(self, key: str, raw: bytes | None) -> Any:
-        if raw is None:
-            self.stats_counters.misses += 1
-            return _MISSING
-        try:
-            value = self.serializer.loads(raw)
-        except SerializationError as exc:
-            self.stats_counters.refused += 1
-            self.stats_counters.misses += 1
-            log.warning("emmett_valkey: treating %r as a miss: %s", key, exc)
-            return _MISSING
-        self.stats_counters.hits += 1
-        return value
+    def _ms(self, duration: Duration) -> int:
+        return to_milliseconds(duration, self._default_expire)
 
-    def _soft(self, operation: str, exc: BaseException) -> None:
-        """Fail-soft bookkeeping; re-raises unless ``on_error="miss"``."""
-        if self.on_error != "miss" or not isinstance(exc, WRITE_ERRORS):
-            raise exc
-        self.stats_counters.errors += 1
-        log.warning("emmett_valkey: %s failed, served as %s: %r", operation,
-                    "a miss" if operation.startswith("get") else "a no-op", exc)
+    def _match(self, key: str | None) -> str:
+        return glob_escape(self.prefix) + ("*" if key is None else key)
 
-    # -- sync API -----------------------------------------------------------------------------------------------
+    # -- the operations, written once -----------------------------------------------------------------------------
 
-    def _get_entry(self, key: str) -> Any:
-        name = self._prefix + check_key(key)
-        try:
-            raw: Any = self.client.get(name)
-        except TRANSIENT_ERRORS as exc:
-            self._soft("get", exc)
-            self.stats_counters.misses += 1
-            return _MISSING
-        return self._decode(name, raw)
+    @operation(Neutral(MISSING, TRANSIENT_ERRORS, read=True))
+    def _get(self, key: str) -> Operation[Any]:
+        name = self._name(key)
+        return self.codec.decode(name, (yield command("get", name)))
 
-    def get(self, key: str) -> Any:
-        """Return the cached value, or None on a miss (use ``get_many`` or ``get_or_set`` to tell them apart)."""
-        value = self._get_entry(key)
-        return None if value is _MISSING else value
-
-    def set(self, key: str, value: Any, duration: int | float | str | None = "default") -> bool:
-        """Store *value* for *duration* seconds (``"default"``, ``None`` = one year, or a positive number)."""
-        name = self._prefix + check_key(key)
-        ms = to_milliseconds(duration, self._default_expire)
-        payload = self._encode(name, value)
-        try:
-            self.client.set(name, payload, px=ms)
-        except WRITE_ERRORS as exc:
-            self._soft("set", exc)
-            return False
+    @operation(Neutral(False, WRITE_ERRORS))
+    def _set(self, key: str, value: Any, duration: Duration) -> Operation[bool]:
+        name = self._name(key)
+        ms = self._ms(duration)
+        yield command("set", name, self.codec.encode(name, value), ms)
         self.stats_counters.sets += 1
         return True
 
-    def get_or_set(self, key: str, function: Callable[[], T], duration: int | float | str | None = "default") -> T:
+    def _get_or_set(self, key: str, function: Callable[[], Any], duration: Duration) -> Operation[Any]:
+        value = yield from self._get(key)
+        if value is MISSING:
+            value = yield Compute(function)
+            yield from self._set(key, value, duration)
+        return value
+
+    @operation(Neutral(0, TRANSIENT_ERRORS))
+    def _clear(self, key: str | None) -> Operation[int]:
+        if key is not None and "*" not in check_key(key):
+            deleted: int = yield command("unlink", [self._prefix + key])
+        else:
+            deleted, cursor, match = 0, None, self._match(key)
+            while True:
+                cursor, page = yield command("scan_page", cursor, match, self.scan_count)
+                if page:
+                    deleted += yield command("unlink", page)
+                if cursor is None:
+                    break
+        self.stats_counters.deletes += deleted
+        return deleted
+
+    @operation(Neutral({}, TRANSIENT_ERRORS, read=True))
+    def _get_many(self, keys: list[str]) -> Operation[dict[str, Any]]:
+        if not keys:
+            return {}
+        return self.codec.decode_many(keys, (yield command("mget", [self._prefix + k for k in keys])))
+
+    @operation(Neutral(False, WRITE_ERRORS))
+    def _set_many(self, mapping: Mapping[str, Any], duration: Duration) -> Operation[bool]:
+        # everything is checked and encoded before the first byte is sent: a bad value writes nothing
+        ms = self._ms(duration)
+        items = [(name, self.codec.encode(name, value)) for name, value in
+                 [(self._name(k), v) for k, v in mapping.items()]]
+        if items:
+            yield command("set_all", items, ms)
+            self.stats_counters.sets += len(items)
+        return True
+
+    @operation(Neutral(0, TRANSIENT_ERRORS))
+    def _delete_many(self, keys: list[str]) -> Operation[int]:
+        if not keys:
+            return 0
+        deleted: int = yield command("unlink", [self._prefix + k for k in keys])
+        self.stats_counters.deletes += deleted
+        return deleted
+
+    def _incr(self, key: str, delta: int, duration: Duration) -> Operation[int]:
+        if isinstance(delta, bool) or not isinstance(delta, int):
+            raise TypeError(f"delta must be an int, got {delta!r}")
+        name = self._name(key)
+        ms = self._ms(duration)
+        value, pttl = yield command("incr", name, delta)
+        if pttl == -1:  # created by this INCRBY (a cache entry always has a TTL): give it one
+            yield command("pexpire", name, ms)
+        return int(value)
+
+    def _ttl(self, key: str) -> Operation[float | None]:
+        pttl = yield command("pttl", self._name(key))
+        if pttl == -2:
+            return None
+        if pttl == -1:
+            return float("inf")
+        return float(pttl / 1000)
+
+    def _touch(self, key: str, duration: Duration) -> Operation[bool]:
+        name = self._name(key)
+        return bool((yield command("pexpire", name, self._ms(duration))))
+
+    # -- the synchronous API --------------------------------------------------------------------------------------
+
+    def get(self, key: str) -> Any:
+        """Return the cached value, or None on a miss (use ``get_many`` or ``get_or_set`` to tell them apart)."""
+        value = run(self._io, self._get(key))
+        return None if value is MISSING else value
+
+    def set(self, key: str, value: Any, duration: Duration = "default") -> bool:
+        """Store *value* for *duration* seconds (``"default"``, ``None`` = one year, or a positive number)."""
+        return run(self._io, self._set(key, value, duration))
+
+    def get_or_set(self, key: str, function: Callable[[], T], duration: Duration = "default") -> T:
         """Return the cached value, computing and storing it on a miss only (a cached None is a hit)."""
-        value = self._get_entry(key)
-        if value is _MISSING:
-            value = function()
-            self.set(key, value, duration)
-        return value  # type: ignore[no-any-return]
-
-    async def get_or_set_loop(  # type: ignore[override]  # emmett_core types the coroutine function loosely
-        self, key: str, function: Callable[[], Awaitable[T]], duration: int | float | str | None = "default"
-    ) -> T:
-        """Serve ``await cache(key, coro_fn)``: the async twin of ``get_or_set``, on the async client."""
-        return await self.aget_or_set(key, function, duration)
-
-    def _scan_pattern(self, key: str | None) -> str:
-        if key is None:
-            return glob_escape(self.prefix) + "*"
-        return glob_escape(self.prefix) + key
-
-    def _scan_pages(self, match: str) -> Iterator[list[bytes]]:
-        cursor: int = 0
-        while True:
-            reply: Any = self.client.scan(cursor=cursor, match=match, count=self.scan_count)
-            cursor, keys = reply
-            if keys:
-                yield keys
-            if cursor == 0:
-                return
+        return run(self._io, self._get_or_set(key, function, duration))  # type: ignore[no-any-return]
 
     def clear(self, key: str | None = None) -> int:
         """Delete *key*, the keys matching a pattern with ``*`` under the prefix, or every key under the prefix.
 
         SCAN (full cursor loop) and UNLINK page by page: never KEYS, never FLUSHDB. Returns how many were deleted.
         """
-        try:
-            if key is not None and "*" not in check_key(key):
-                deleted = _count(self.client.unlink(self._prefix + key))
-            else:
-                deleted = 0
-                for page in self._scan_pages(self._scan_pattern(key)):
-                    deleted += _count(self.client.unlink(*page))
-        except TRANSIENT_ERRORS as exc:
-            self._soft("clear", exc)
-            return 0
-        self.stats_counters.deletes += deleted
-        return deleted
+        return run(self._io, self._clear(key))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """Return ``{key: value}`` for the keys that are cached (one MGET); absent keys are misses."""
-        keys = [check_key(k) for k in keys]
-        if not keys:
-            return {}
-        try:
-            raws: Any = self.client.mget([self._prefix + k for k in keys])
-        except TRANSIENT_ERRORS as exc:
-            self._soft("get_many", exc)
-            self.stats_counters.misses += len(keys)
-            return {}
-        return self._decode_many(keys, raws)
+        return run(self._io, self._get_many([check_key(k) for k in keys]))
 
-    def _decode_many(self, keys: list[str], raws: list[bytes | None]) -> dict[str, Any]:
-        # one pass, counters once per batch: this loop is most of get_many's own cost
-        out: dict[str, Any] = {}
-        loads = self.serializer.loads
-        for key, raw in zip(keys, raws, strict=True):
-            if raw is not None:
-                try:
-                    out[key] = loads(raw)
-                except SerializationError as exc:
-                    self.stats_counters.refused += 1
-                    log.warning("emmett_valkey: treating %r as a miss: %s", self._prefix + key, exc)
-        self.stats_counters.hits += len(out)
-        self.stats_counters.misses += len(keys) - len(out)
-        return out
-
-    def _encode_many(self, mapping: Mapping[str, Any], duration: Any) -> tuple[int, list[tuple[str, bytes]]]:
-        # everything is checked and encoded before the first byte is sent: a bad value writes nothing
-        ms = to_milliseconds(duration, self._default_expire)
-        names = [(self._prefix + check_key(k), v) for k, v in mapping.items()]
-        return ms, [(name, self._encode(name, v)) for name, v in names]
-
-    def set_many(self, mapping: Mapping[str, Any], duration: int | float | str | None = "default") -> bool:
+    def set_many(self, mapping: Mapping[str, Any], duration: Duration = "default") -> bool:
         """Store every pair of *mapping* with one round trip, all or none (MULTI/EXEC)."""
-        ms, items = self._encode_many(mapping, duration)
-        if not items:
-            return True
-        try:
-            with self.client.pipeline(transaction=True) as pipe:
-                for name, payload in items:
-                    pipe.set(name, payload, px=ms)
-                pipe.execute()  # type: ignore[no-untyped-call]
-        except _BATCH_ERRORS as exc:
-            self._soft("set_many", _without_arguments(exc) if isinstance(exc, ResponseError) else exc)
-            return False
-        self.stats_counters.sets += len(items)
-        return True
+        return run(self._io, self._set_many(mapping, duration))
 
     def delete_many(self, keys: Iterable[str]) -> int:
         """Delete the given keys (literally, no patterns) with one UNLINK; returns how many existed."""
-        names = [self._prefix + check_key(k) for k in keys]
-        if not names:
-            return 0
-        try:
-            deleted = _count(self.client.unlink(*names))
-        except TRANSIENT_ERRORS as exc:
-            self._soft("delete_many", exc)
-            return 0
-        self.stats_counters.deletes += deleted
-        return deleted
+        return run(self._io, self._delete_many([check_key(k) for k in keys]))
 
-    def incr(self, key: str, delta: int = 1, duration: int | float | str | None = "default") -> int:
+    def incr(self, key: str, delta: int = 1, duration: Duration = "default") -> int:
         """Atomically add *delta* (INCRBY); a counter this creates expires after *duration*."""
-        if isinstance(delta, bool) or not isinstance(delta, int):
-            raise TypeError(f"delta must be an int, got {delta!r}")
-        name = self._prefix + check_key(key)
-        ms = to_milliseconds(duration, self._default_expire)
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.incrby(name, delta)
-            pipe.pttl(name)
-            value, pttl = pipe.execute()  # type: ignore[no-untyped-call]
-        if pttl == -1:  # created by this INCRBY (a cache entry always has a TTL): give it one
-            self.client.pexpire(name, ms)
-        return int(value)
+        return run(self._io, self._incr(key, delta, duration))
 
-    def decr(self, key: str, delta: int = 1, duration: int | float | str | None = "default") -> int:
+    def decr(self, key: str, delta: int = 1, duration: Duration = "default") -> int:
         """Atomically subtract *delta*; see :meth:`incr`."""
-        if isinstance(delta, bool) or not isinstance(delta, int):
-            raise TypeError(f"delta must be an int, got {delta!r}")
-        return self.incr(key, -delta, duration)
+        return run(self._io, self._incr(key, _negated(delta), duration))
 
     def ttl(self, key: str) -> float | None:
         """Seconds *key* has left (millisecond precision); None if it is not cached, ``inf`` if it never expires."""
-        reply: Any = self.client.pttl(self._prefix + check_key(key))
-        pttl = int(reply)
-        if pttl == -2:
-            return None
-        if pttl == -1:
-            return float("inf")
-        return pttl / 1000
+        return run(self._io, self._ttl(key))
 
-    def touch(self, key: str, duration: int | float | str | None = "default") -> bool:
+    def touch(self, key: str, duration: Duration = "default") -> bool:
         """Give *key* a new lifetime without rewriting it; False if it is not cached."""
-        ms = to_milliseconds(duration, self._default_expire)
-        return bool(self.client.pexpire(self._prefix + check_key(key), ms))
+        return run(self._io, self._touch(key, duration))
 
     def stats(self) -> dict[str, int]:
         """Hit, miss, set, delete, refused-entry and soft-error counts of this process since start or reset."""
         return self.stats_counters.as_dict()
 
-    # -- async API ----------------------------------------------------------------------------------------------
+    # -- the async API: the same operations on the event loop's client ------------------------------------------
 
-    async def _aget_entry(self, key: str) -> Any:
-        name = self._prefix + check_key(key)
-        try:
-            raw: bytes | None = await self.aclient.get(name)
-        except TRANSIENT_ERRORS as exc:
-            self._soft("get", exc)
-            self.stats_counters.misses += 1
-            return _MISSING
-        return self._decode(name, raw)
+    async def get_or_set_loop(  # type: ignore[override]  # emmett_core types the coroutine function loosely
+        self, key: str, function: Callable[[], Awaitable[T]], duration: Duration = "default"
+    ) -> T:
+        """Serve ``await cache(key, coro_fn)``: the async twin of ``get_or_set``, on the async client."""
+        return await self.aget_or_set(key, function, duration)
 
     async def aget(self, key: str) -> Any:
         """Async :meth:`get`."""
-        value = await self._aget_entry(key)
-        return None if value is _MISSING else value
+        value = await arun(self._aio, self._get(key))
+        return None if value is MISSING else value
 
-    async def aset(self, key: str, value: Any, duration: int | float | str | None = "default") -> bool:
+    async def aset(self, key: str, value: Any, duration: Duration = "default") -> bool:
         """Async :meth:`set`."""
-        name = self._prefix + check_key(key)
-        ms = to_milliseconds(duration, self._default_expire)
-        payload = self._encode(name, value)
-        try:
-            await self.aclient.set(name, payload, px=ms)
-        except WRITE_ERRORS as exc:
-            self._soft("set", exc)
-            return False
-        self.stats_counters.sets += 1
-        return True
+        return await arun(self._aio, self._set(key, value, duration))
 
-    async def aget_or_set(
-        self, key: str, function: Callable[[], Awaitable[T]], duration: int | float | str | None = "default"
-    ) -> T:
+    async def aget_or_set(self, key: str, function: Callable[[], Awaitable[T]], duration: Duration = "default") -> T:
         """Async :meth:`get_or_set` with a coroutine function; a cached None is a hit."""
-        value = await self._aget_entry(key)
-        if value is _MISSING:
-            value = await function()
-            await self.aset(key, value, duration)
-        return value  # type: ignore[no-any-return]
+        return await arun(self._aio, self._get_or_set(key, function, duration))
 
     async def aclear(self, key: str | None = None) -> int:
         """Async :meth:`clear`."""
-        client = self.aclient
-        try:
-            if key is not None and "*" not in check_key(key):
-                deleted = int(await client.unlink(self._prefix + key))
-            else:
-                deleted, cursor, match = 0, 0, self._scan_pattern(key)
-                while True:
-                    cursor, page = await client.scan(cursor=cursor, match=match, count=self.scan_count)
-                    if page:
-                        deleted += int(await client.unlink(*page))
-                    if cursor == 0:
-                        break
-        except TRANSIENT_ERRORS as exc:
-            self._soft("clear", exc)
-            return 0
-        self.stats_counters.deletes += deleted
-        return deleted
+        return await arun(self._aio, self._clear(key))
 
     async def aget_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """Async :meth:`get_many`."""
-        keys = [check_key(k) for k in keys]
-        if not keys:
-            return {}
-        try:
-            raws: list[bytes | None] = await self.aclient.mget([self._prefix + k for k in keys])
-        except TRANSIENT_ERRORS as exc:
-            self._soft("get_many", exc)
-            self.stats_counters.misses += len(keys)
-            return {}
-        return self._decode_many(keys, raws)
+        return await arun(self._aio, self._get_many([check_key(k) for k in keys]))
 
-    async def aset_many(self, mapping: Mapping[str, Any], duration: int | float | str | None = "default") -> bool:
+    async def aset_many(self, mapping: Mapping[str, Any], duration: Duration = "default") -> bool:
         """Async :meth:`set_many`."""
-        ms, items = self._encode_many(mapping, duration)
-        if not items:
-            return True
-        try:
-            async with self.aclient.pipeline(transaction=True) as pipe:
-                for name, payload in items:
-                    pipe.set(name, payload, px=ms)
-                await pipe.execute()
-        except _BATCH_ERRORS as exc:
-            self._soft("set_many", _without_arguments(exc) if isinstance(exc, ResponseError) else exc)
-            return False
-        self.stats_counters.sets += len(items)
-        return True
+        return await arun(self._aio, self._set_many(mapping, duration))
+
+    async def adelete_many(self, keys: Iterable[str]) -> int:
+        """Async :meth:`delete_many`."""
+        return await arun(self._aio, self._delete_many([check_key(k) for k in keys]))
+
+    async def aincr(self, key: str, delta: int = 1, duration: Duration = "default") -> int:
+        """Async :meth:`incr`."""
+        return await arun(self._aio, self._incr(key, delta, duration))
+
+    async def adecr(self, key: str, delta: int = 1, duration: Duration = "default") -> int:
+        """Async :meth:`decr`."""
+        return await arun(self._aio, self._incr(key, _negated(delta), duration))
+
+    async def attl(self, key: str) -> float | None:
+        """Async :meth:`ttl`."""
+        return await arun(self._aio, self._ttl(key))
+
+    async def atouch(self, key: str, duration: Duration = "default") -> bool:
+        """Async :meth:`touch`."""
+        return await arun(self._aio, self._touch(key, duration))
+
+
+def _negated(delta: int) -> int:
+    if isinstance(delta, bool) or not isinstance(delta, int):
+        raise TypeError(f"delta must be an int, got {delta!r}")
+    return -delta
