@@ -27,6 +27,7 @@ else:  # pragma: no cover
 from certification.results import ResultsWriter, write_not_run
 from certification.servers import WORKER_KEY, ServerInfo, ServerPool, requested_ids
 from certification.support import RUN_ID, close_handler, make_handler, scan_delete
+from certification.support_faults import handler_factory, tls_material_fixture  # noqa: F401 (fixtures for every suite)
 
 ROOT = Path(__file__).resolve().parent.parent
 SUITES = ("unit", "integration", "multiprocess", "expiration", "pattern_clear", "async_", "stress", "faults",
@@ -127,8 +128,9 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "server" in metafunc.fixturenames:
         ids = list(metafunc.config.stash[POOL].infos)
         metafunc.parametrize("server", ids, ids=ids, indirect=True, scope="session")
-    if "handler" in metafunc.fixturenames:
-        metafunc.parametrize("handler", HANDLERS, ids=HANDLERS, indirect=True)
+    for name in ("handler", "handler_factory"):  # a handler, or a factory of handlers on a test's own server
+        if name in metafunc.fixturenames:
+            metafunc.parametrize(name, HANDLERS, ids=HANDLERS, indirect=True)
 
 
 def _only_baseline(item: pytest.Item) -> bool:
@@ -149,7 +151,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         params = getattr(item, "callspec", None)
         params = params.params if params is not None else {}
         suite = next((m.name for m in item.iter_markers() if m.name in SUITES), None)
-        handler = params.get("handler") or ("RedisCache" if _only_baseline(item) else "ValkeyCache")
+        handler = (params.get("handler") or params.get("handler_factory")
+                   or ("RedisCache" if _only_baseline(item) else "ValkeyCache"))
         server = params.get("server", "*")  # "*": a test that needs no server counts for every server of the run
         item.user_properties.extend([("suite", suite), ("handler", handler), ("server", server)])
         name = getattr(item, "originalname", item.name)

@@ -101,7 +101,7 @@ class HandlerFactory:
             close_handler(h)
 
 
-@pytest.fixture(name="handler")
+@pytest.fixture
 def handler_factory(request: pytest.FixtureRequest, key_prefix: str) -> Iterator[HandlerFactory]:
     """Each handler in turn (ours, then the baseline), as a factory for the test's dedicated server."""
     factory = HandlerFactory(request.param, key_prefix)

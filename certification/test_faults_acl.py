@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import valkey
 
-from certification.support_faults import (  # noqa: F401 (fixture)
+from certification.support_faults import (
     ADMIN_PASSWORD,
     APP_PASSWORD,
     BOTH_USER,
@@ -18,7 +18,6 @@ from certification.support_faults import (  # noqa: F401 (fixture)
     HandlerFactory,
     acl_rule,
     dedicated,
-    handler_factory,
     write_aclfile,
 )
 
@@ -72,19 +71,19 @@ EXPECTED = {
 }
 
 
-def test_password_auth(server: Any, handler: HandlerFactory, tmp_path: Path) -> None:
+def test_password_auth(server: Any, handler_factory: HandlerFactory, tmp_path: Path) -> None:
     """With requirepass, the right password works; none or a wrong one raises an authentication error."""
     from emmett_valkey_matrix import ServerOptions
 
     with dedicated(server, tmp_path, ServerOptions(requirepass=ADMIN_PASSWORD)) as srv:
-        h = handler(srv, password=ADMIN_PASSWORD)
+        h = handler_factory(srv, password=ADMIN_PASSWORD)
         h.set("k", "v")
         assert h.get("k") == "v"
         # redis-py 8 retries an authentication failure 10 times with backoff (about 3 s): not what is tested here
-        quick = {} if handler.kind == "ValkeyCache" else {"retry": _no_retry()}
+        quick = {} if handler_factory.kind == "ValkeyCache" else {"retry": _no_retry()}
         for password in (None, "wrong-password"):
             with pytest.raises(Exception) as info:
-                handler(srv, password=password, **quick).get("k")
+                handler_factory(srv, password=password, **quick).get("k")
             assert "AuthenticationError" in {c.__name__ for c in type(info.value).__mro__}, repr(info.value)
 
 
@@ -99,29 +98,29 @@ def test_wrong_password_fail_soft(server: Any, key_prefix: str, tmp_path: Path) 
     """With on_error="miss", a wrong password makes get a counted miss and set a no-op (a connection error)."""
     from emmett_valkey_matrix import ServerOptions
 
-    handler = HandlerFactory("ValkeyCache", key_prefix)
+    handler_factory = HandlerFactory("ValkeyCache", key_prefix)
     try:
         with dedicated(server, tmp_path, ServerOptions(requirepass=ADMIN_PASSWORD)) as srv:
-            h = handler(srv, password="wrong-password", on_error="miss")
+            h = handler_factory(srv, password="wrong-password", on_error="miss")
             assert (h.get("k"), h.set("k", 1), h.stats()["errors"]) == (None, False, 2)
     finally:
-        handler.close()
+        handler_factory.close()
 
 
 def test_acl_user_can_use_every_method(server: Any, key_prefix: str, tmp_path: Path) -> None:
     """A user with only ~<prefix>* and the documented command list can use every ValkeyCache method, clear included."""
-    handler = HandlerFactory("ValkeyCache", key_prefix)
+    handler_factory = HandlerFactory("ValkeyCache", key_prefix)
     try:
         with _acl_server(server, tmp_path, key_prefix) as srv:
-            h = handler(srv, username=APP_USER, password=APP_PASSWORD)
+            h = handler_factory(srv, username=APP_USER, password=APP_PASSWORD)
             assert _every_method(h) == EXPECTED
     finally:
-        handler.close()
+        handler_factory.close()
 
 
 def test_acl_user_is_least_privileged(server: Any, key_prefix: str, tmp_path: Path) -> None:
     """The cache user cannot run KEYS, FLUSHDB, FLUSHALL or CONFIG, nor read or write keys of another prefix."""
-    handler = HandlerFactory("ValkeyCache", key_prefix)
+    handler_factory = HandlerFactory("ValkeyCache", key_prefix)
     with _acl_server(server, tmp_path, key_prefix) as srv:
         admin = srv.client()
         app = valkey.Valkey(host=srv.host, port=srv.port, username=APP_USER, password=APP_PASSWORD)
@@ -146,7 +145,7 @@ def test_acl_user_is_least_privileged(server: Any, key_prefix: str, tmp_path: Pa
         finally:
             app.close()
             admin.close()
-            handler.close()
+            handler_factory.close()
 
 
 def test_acl_command_list_is_minimal(server: Any, key_prefix: str, tmp_path: Path) -> None:
@@ -172,10 +171,10 @@ def test_acl_command_list_is_minimal(server: Any, key_prefix: str, tmp_path: Pat
             admin.close()
 
 
-def test_acl_user_get_set_clear(server: Any, handler: HandlerFactory, tmp_path: Path) -> None:
+def test_acl_user_get_set_clear(server: Any, handler_factory: HandlerFactory, tmp_path: Path) -> None:
     """Under a user without KEYS nor FLUSHDB, get, set and every form of clear work (both handlers' common API)."""
-    with _acl_server(server, tmp_path, handler.prefix) as srv:
-        h = handler(srv, username=BOTH_USER, password=APP_PASSWORD)
+    with _acl_server(server, tmp_path, handler_factory.prefix) as srv:
+        h = handler_factory(srv, username=BOTH_USER, password=APP_PASSWORD)
         for key in ("a", "b", "pa", "pb"):
             h.set(key, key.upper())
         assert h.get("a") == "A"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from certification.support_faults import HandlerFactory, dedicated, handler_factory, quick_retry  # noqa: F401 (fixture)
+from certification.support_faults import HandlerFactory, dedicated, quick_retry
 
 pytestmark = pytest.mark.faults
 
@@ -31,10 +31,10 @@ def _bulk_limited(server: Any, tmp_path: Path) -> Any:
 
 def test_value_above_max_value_size_raises(server: Any, key_prefix: str, tmp_path: Path) -> None:
     """With max_value_size set to the server's proto-max-bulk-len, a bigger value raises ValueError before sending."""
-    handler = HandlerFactory("ValkeyCache", key_prefix)
+    handler_factory = HandlerFactory("ValkeyCache", key_prefix)
     try:
         with _bulk_limited(server, tmp_path) as srv:
-            h = handler(srv, max_value_size=LIMIT)
+            h = handler_factory(srv, max_value_size=LIMIT)
             h.set("fits", b"x" * (LIMIT - 64))
             assert h.get("fits") == b"x" * (LIMIT - 64)
             with pytest.raises(ValueError, match="max_value_size"):
@@ -44,19 +44,19 @@ def test_value_above_max_value_size_raises(server: Any, key_prefix: str, tmp_pat
             assert h.get_many(["big", "small"]) == {}
             assert h.stats()["errors"] == 0
     finally:
-        handler.close()
+        handler_factory.close()
 
 
-def test_value_above_server_bulk_limit(server: Any, handler: HandlerFactory, tmp_path: Path) -> None:
+def test_value_above_server_bulk_limit(server: Any, handler_factory: HandlerFactory, tmp_path: Path) -> None:
     """Without max_value_size, a value above proto-max-bulk-len fails the call, stores nothing, and the next works."""
     with _bulk_limited(server, tmp_path) as srv:
-        h = handler(srv, socket_timeout=2, **quick_retry(handler.kind))
+        h = handler_factory(srv, socket_timeout=2, **quick_retry(handler_factory.kind))
         h.set("before", 1)
         with pytest.raises(Exception) as info:
             h.set("big", b"x" * (LIMIT + 1))
         _refused_bulk(info.value)
         assert h.get("big") is None and h.get("before") == 1  # the handler carries on
-        if handler.kind == "ValkeyCache":
+        if handler_factory.kind == "ValkeyCache":
             with pytest.raises(Exception) as info:
                 h.set_many({"small": 1, "big": b"x" * (LIMIT + 1)})
             _refused_bulk(info.value)

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from certification.support_faults import HandlerFactory, dedicated, handler_factory  # noqa: F401 (fixture)
+from certification.support_faults import HandlerFactory, dedicated
 
 pytestmark = pytest.mark.faults
 
@@ -44,10 +44,10 @@ def _refused_batch(h: Any, tried: list[dict[str, Any]], limit: int = 200) -> dic
     raise AssertionError(f"{limit} batches fit in maxmemory {MAXMEMORY}: the limit is not in force")
 
 
-def test_noeviction_set_raises_out_of_memory(server: Any, handler: HandlerFactory, tmp_path: Path) -> None:
+def test_noeviction_set_raises_out_of_memory(server: Any, handler_factory: HandlerFactory, tmp_path: Path) -> None:
     """On a full noeviction server, set raises OutOfMemoryError naming maxmemory; reads and deletes still work."""
     with dedicated(server, tmp_path, _full("noeviction")) as srv:
-        h = handler(srv)
+        h = handler_factory(srv)
         n, exc = _fill(h)
         assert type(exc).__name__ == "OutOfMemoryError" and "maxmemory" in str(exc), repr(exc)
         assert h.get(f"fill{n}") is None  # the refused entry was not written, not even partly
@@ -59,11 +59,11 @@ def test_noeviction_set_raises_out_of_memory(server: Any, handler: HandlerFactor
 
 def test_noeviction_fail_soft(server: Any, key_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """With on_error="miss", a full server makes set and set_many no-ops (counted, logged without values)."""
-    handler = HandlerFactory("ValkeyCache", key_prefix)
+    handler_factory = HandlerFactory("ValkeyCache", key_prefix)
     caplog.set_level(logging.WARNING, logger="emmett_valkey")
     try:
         with dedicated(server, tmp_path, _full("noeviction")) as srv:
-            h = handler(srv, on_error="miss")
+            h = handler_factory(srv, on_error="miss")
             _, exc = _fill(h)
             assert exc is None and h.stats()["errors"] == 1
             batch = _refused_batch(h, [])
@@ -74,17 +74,17 @@ def test_noeviction_fail_soft(server: Any, key_prefix: str, tmp_path: Path, capl
             assert len(messages) == 2 and all("OutOfMemoryError" in m for m in messages), messages
             assert not any(SECRET in m for m in messages), messages
     finally:
-        handler.close()
+        handler_factory.close()
 
 
 def test_noeviction_set_many_is_all_or_nothing(server: Any, key_prefix: str, tmp_path: Path) -> None:
     """On a full server set_many raises OutOfMemoryError, writes none of its pairs, and its message shows no value."""
     from valkey.exceptions import OutOfMemoryError
 
-    handler = HandlerFactory("ValkeyCache", key_prefix)
+    handler_factory = HandlerFactory("ValkeyCache", key_prefix)
     try:
         with dedicated(server, tmp_path, _full("noeviction")) as srv:
-            h = handler(srv)
+            h = handler_factory(srv)
             _fill(h)
             h.clear("fill0")  # room for the first pairs of a batch, not for all of it
             tried: list[dict[str, Any]] = []
@@ -93,14 +93,14 @@ def test_noeviction_set_many_is_all_or_nothing(server: Any, key_prefix: str, tmp
             assert SECRET not in str(info.value)
             assert h.get_many(list(tried[-1])) == {}
     finally:
-        handler.close()
+        handler_factory.close()
 
 
-def test_allkeys_lru_keeps_working_and_reports_evictions(server: Any, handler: HandlerFactory, tmp_path: Path,
+def test_allkeys_lru_keeps_working_and_reports_evictions(server: Any, handler_factory: HandlerFactory, tmp_path: Path,
                                                          record_property: Any) -> None:
     """With allkeys-lru, every set succeeds past maxmemory, the newest entry reads back, and evictions are counted."""
     with dedicated(server, tmp_path, _full("allkeys-lru")) as srv:
-        h = handler(srv)
+        h = handler_factory(srv)
         refused = [i for i in range(600) if h.set(f"lru{i}", "z" * CHUNK, 600) is False]
         assert not refused
         assert h.get("lru599") == "z" * CHUNK

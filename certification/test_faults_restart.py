@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from certification.support_faults import HandlerFactory, dedicated, handler_factory, poll  # noqa: F401 (fixture)
+from certification.support_faults import HandlerFactory, dedicated, poll
 
 pytestmark = pytest.mark.faults
 
@@ -87,10 +87,11 @@ def _kill_and_restart(srv: Any, load: Workload, failed: Any) -> None:
     poll(lambda: load.ok_per_thread(back) == set(range(len(load.threads))), 15)
 
 
-def test_sigkill_then_restart_raises_then_reconnects(server: Any, handler: HandlerFactory, tmp_path: Path) -> None:
+def test_sigkill_then_restart_raises_then_reconnects(
+        server: Any, handler_factory: HandlerFactory, tmp_path: Path) -> None:
     """With on_error="raise", calls during the outage raise connection errors in bounded time, then succeed again."""
     with dedicated(server, tmp_path) as srv:
-        h = handler(srv, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+        h = handler_factory(srv, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
         with Workload(h) as load:
             _kill_and_restart(srv, load, lambda seen: sum(n for o, n in seen.items() if o != "ok") >= 3)
         seen = load.outcomes()
@@ -102,11 +103,11 @@ def test_sigkill_then_restart_raises_then_reconnects(server: Any, handler: Handl
 def test_sigkill_then_restart_fail_soft(server: Any, key_prefix: str, tmp_path: Path,
                                         caplog: pytest.LogCaptureFixture) -> None:
     """With on_error="miss", the outage is misses and no-ops only (counted and logged), in bounded time, then hits."""
-    handler = HandlerFactory("ValkeyCache", key_prefix)
+    handler_factory = HandlerFactory("ValkeyCache", key_prefix)
     caplog.set_level(logging.WARNING, logger="emmett_valkey")
     try:
         with dedicated(server, tmp_path) as srv:
-            h = handler(srv, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, on_error="miss")
+            h = handler_factory(srv, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT, on_error="miss")
             def logged(text: str) -> bool:
                 return any(text in r.getMessage() for r in list(caplog.records))
 
@@ -122,10 +123,10 @@ def test_sigkill_then_restart_fail_soft(server: Any, key_prefix: str, tmp_path: 
             assert any("served as a no-op" in r.getMessage() for r in caplog.records)
             assert h.set("after", 1) is True and h.get("after") == 1
     finally:
-        handler.close()
+        handler_factory.close()
 
 
-def test_appendonly_entries_survive_clean_restart(server: Any, handler: HandlerFactory, tmp_path: Path) -> None:
+def test_appendonly_entries_survive_clean_restart(server: Any, handler_factory: HandlerFactory, tmp_path: Path) -> None:
     """With appendonly yes, entries written before a clean restart read back through the same handler object.
 
     No retry loop here: the first call after the restart finds its pooled connection dead, and must reconnect itself.
@@ -133,7 +134,7 @@ def test_appendonly_entries_survive_clean_restart(server: Any, handler: HandlerF
     from emmett_valkey_matrix import ServerOptions
 
     with dedicated(server, tmp_path, ServerOptions(appendonly=True)) as srv:
-        h = handler(srv, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+        h = handler_factory(srv, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
         values = {f"aof{i}": {"i": i, "s": "✓" * i} for i in range(20)}
         for key, value in values.items():
             h.set(key, value, 600)

@@ -12,7 +12,7 @@ import pytest
 import valkey
 from emmett_valkey import ValkeyCache
 
-from certification.support_faults import HandlerFactory, bounded, dedicated, handler_factory, poll  # noqa: F401 (fixture)
+from certification.support_faults import HandlerFactory, bounded, dedicated, poll
 
 pytestmark = pytest.mark.faults
 
@@ -21,16 +21,16 @@ BOUND = 2 * TIMEOUT + 0.4  # one timed-out attempt (timeouts are not retried), w
 PAUSE = BOUND + 0.5  # CLIENT PAUSE length: longer than the bound, so a handler without timeout is seen waiting
 
 
-def _ours_or_defaults(handler: HandlerFactory, srv: Any, **kwargs: Any) -> Any:
-    if handler.kind == "ValkeyCache":
-        return handler(srv, socket_timeout=TIMEOUT, **kwargs)
-    return handler(srv)  # as an Emmett application configures it: RedisCache(host=..., port=...)
+def _ours_or_defaults(handler_factory: HandlerFactory, srv: Any, **kwargs: Any) -> Any:
+    if handler_factory.kind == "ValkeyCache":
+        return handler_factory(srv, socket_timeout=TIMEOUT, **kwargs)
+    return handler_factory(srv)  # as an Emmett application configures it: RedisCache(host=..., port=...)
 
 
-def test_sigstop_call_ends_within_socket_timeout(server: Any, handler: HandlerFactory, tmp_path: Path) -> None:
+def test_sigstop_call_ends_within_socket_timeout(server: Any, handler_factory: HandlerFactory, tmp_path: Path) -> None:
     """A get on a SIGSTOPped server raises a timeout within socket_timeout, and the handler works after SIGCONT."""
     with dedicated(server, tmp_path) as srv:
-        h = _ours_or_defaults(handler, srv)
+        h = _ours_or_defaults(handler_factory, srv)
         h.set("k", 1)
         srv.kill(signal.SIGSTOP)
         try:
@@ -46,7 +46,7 @@ def test_sigstop_call_ends_within_socket_timeout(server: Any, handler: HandlerFa
 
 def test_sigstop_fail_soft(server: Any, key_prefix: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     """With on_error="miss", every call on a stopped server is a miss or no-op within the bound, counted and logged."""
-    handler = HandlerFactory("ValkeyCache", key_prefix)
+    handler_factory = HandlerFactory("ValkeyCache", key_prefix)
     caplog.set_level(logging.WARNING, logger="emmett_valkey")
     calls = {
         "get": (lambda h: h.get("k"), None),
@@ -58,7 +58,7 @@ def test_sigstop_fail_soft(server: Any, key_prefix: str, tmp_path: Path, caplog:
     }
     try:
         with dedicated(server, tmp_path) as srv:
-            h = handler(srv, socket_timeout=TIMEOUT, on_error="miss")
+            h = handler_factory(srv, socket_timeout=TIMEOUT, on_error="miss")
             h.set("k", 1)
             results = {}
             srv.kill(signal.SIGSTOP)
@@ -78,7 +78,7 @@ def test_sigstop_fail_soft(server: Any, key_prefix: str, tmp_path: Path, caplog:
             assert sum("failed, served as" in r.getMessage() for r in caplog.records) == len(calls)
             assert poll(lambda: h.get("k") == 1, 5)
     finally:
-        handler.close()
+        handler_factory.close()
 
 
 async def _aget_and_close(h: Any, key: str) -> Any:
@@ -88,10 +88,11 @@ async def _aget_and_close(h: Any, key: str) -> Any:
         await h.aclose()
 
 
-def test_client_pause_call_ends_within_socket_timeout(server: Any, handler: HandlerFactory, tmp_path: Path) -> None:
+def test_client_pause_call_ends_within_socket_timeout(
+        server: Any, handler_factory: HandlerFactory, tmp_path: Path) -> None:
     """A set during CLIENT PAUSE ALL ends within socket_timeout, and the handler works once the pause is over."""
     with dedicated(server, tmp_path) as srv:
-        h = _ours_or_defaults(handler, srv)
+        h = _ours_or_defaults(handler_factory, srv)
         h.set("k", 1)
         admin = srv.client()
         try:  # CLIENT UNPAUSE is itself held by PAUSE ALL on some servers: let the pause run out instead

@@ -8,11 +8,9 @@ from typing import Any
 
 import pytest
 
-from certification.support_faults import (  # noqa: F401 (fixtures)
+from certification.support_faults import (
     HandlerFactory,
     TLSMaterial,
-    handler_factory,
-    tls_material_fixture,
     tls_server,
 )
 
@@ -40,11 +38,11 @@ def _tls_kwargs(kind: str, srv: Any, material: TLSMaterial, ca: Path) -> dict[st
     return {"ssl": True, "ssl_cert_reqs": "required", "retry": Retry(NoBackoff(), 0), **kwargs}
 
 
-def test_tls_roundtrip_with_verification(server: Any, handler: HandlerFactory, tmp_path: Path,
+def test_tls_roundtrip_with_verification(server: Any, handler_factory: HandlerFactory, tmp_path: Path,
                                          tls_material: TLSMaterial) -> None:
     """Over TLS with the server certificate verified against the throwaway CA, set, get and clear work."""
     with _tls_server(server, tmp_path, tls_material) as srv:
-        h = handler(srv, **_tls_kwargs(handler.kind, srv, tls_material, tls_material.ca))
+        h = handler_factory(srv, **_tls_kwargs(handler_factory.kind, srv, tls_material, tls_material.ca))
         h.set("k", {"over": "tls"})
         assert h.get("k") == {"over": "tls"}
         h.clear("k")
@@ -53,22 +51,22 @@ def test_tls_roundtrip_with_verification(server: Any, handler: HandlerFactory, t
 
 def test_tls_host_and_port_form(server: Any, key_prefix: str, tmp_path: Path, tls_material: TLSMaterial) -> None:
     """ValkeyCache(host=..., port=..., ssl=True, ssl_ca_certs=...) is the same as a valkeys:// URL."""
-    handler = HandlerFactory("ValkeyCache", key_prefix)
+    handler_factory = HandlerFactory("ValkeyCache", key_prefix)
     try:
         with _tls_server(server, tmp_path, tls_material) as srv:
             kwargs = _tls_kwargs("ValkeyCache", srv, tls_material, tls_material.ca)
             del kwargs["url"]
-            h = handler(srv, ssl=True, **kwargs)
+            h = handler_factory(srv, ssl=True, **kwargs)
             assert h.set("k", 1) and h.get("k") == 1
     finally:
-        handler.close()
+        handler_factory.close()
 
 
-def test_tls_wrong_ca_fails_clearly(server: Any, handler: HandlerFactory, tmp_path: Path,
+def test_tls_wrong_ca_fails_clearly(server: Any, handler_factory: HandlerFactory, tmp_path: Path,
                                     tls_material: TLSMaterial) -> None:
     """A server certificate not signed by the configured CA is refused with a certificate-verify error, quickly."""
     with _tls_server(server, tmp_path, tls_material) as srv:
-        h = handler(srv, **_tls_kwargs(handler.kind, srv, tls_material, tls_material.other_ca))
+        h = handler_factory(srv, **_tls_kwargs(handler_factory.kind, srv, tls_material, tls_material.other_ca))
         t0 = time.monotonic()
         with pytest.raises(Exception) as info:
             h.get("k")
@@ -80,14 +78,14 @@ def test_tls_wrong_ca_fails_clearly(server: Any, handler: HandlerFactory, tmp_pa
 def test_plaintext_client_on_tls_port_fails_fast(server: Any, key_prefix: str, tmp_path: Path,
                                                  tls_material: TLSMaterial) -> None:
     """A handler without TLS on a TLS-only port gets a connection error within its timeouts, never a hang."""
-    handler = HandlerFactory("ValkeyCache", key_prefix)
+    handler_factory = HandlerFactory("ValkeyCache", key_prefix)
     try:
         with _tls_server(server, tmp_path, tls_material) as srv:
-            h = handler(srv, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
+            h = handler_factory(srv, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
             t0 = time.monotonic()
             with pytest.raises(Exception) as info:
                 h.get("k")
             assert time.monotonic() - t0 < 4 * TIMEOUT
             assert type(info.value).__name__ in ("ConnectionError", "TimeoutError"), repr(info.value)
     finally:
-        handler.close()
+        handler_factory.close()
