@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import valkey
+from emmett_valkey_matrix.contract import HANDLERS, SUITE_MARKERS, SUITES
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -30,9 +31,6 @@ from certification.support import RUN_ID, close_handler, make_handler, scan_dele
 from certification.support_faults import handler_factory, tls_material_fixture  # noqa: F401 (fixtures for every suite)
 
 ROOT = Path(__file__).resolve().parent.parent
-SUITES = ("unit", "integration", "multiprocess", "expiration", "pattern_clear", "async_", "stress", "faults",
-          "benchmark")
-HANDLERS = ("ValkeyCache", "RedisCache")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,6 +53,9 @@ def _is_worker(config: pytest.Config) -> bool:
 
 def pytest_configure(config: pytest.Config) -> None:
     from emmett_valkey_matrix import IntegrityError, NotAvailable
+
+    for suite, covers in SUITE_MARKERS.items():
+        config.addinivalue_line("markers", f"{suite}: {covers}")
 
     if _is_worker(config):
         config.stash[POOL] = ServerPool.from_worker(config.workerinput[WORKER_KEY])  # type: ignore[attr-defined]

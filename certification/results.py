@@ -26,10 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from emmett_valkey_matrix.contract import DISTRIBUTION, OUTCOMES, RESULTS_SCHEMA
 
-SCHEMA = "emmett-valkey-results/1"
 CERTIFICATION = Path(__file__).resolve().parent
-OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 PACKAGES = ("emmett-valkey", "valkey", "redis", "emmett", "emmett-core", "libvalkey", "hiredis", "granian", "pytest")
 
 
@@ -192,11 +191,10 @@ class ResultsWriter:
                 if t.pop("server") == "*":
                     t["rerun"] = f"tox -e {server_id} -- {shlex.quote(t['nodeid'])}"
             tests.sort(key=lambda t: t["nodeid"])
-            summary = dict.fromkeys(OUTCOMES, 0)
-            for t in tests:
-                summary[t["outcome"]] += 1
-            doc = self.document(server_id, "partial" if why else "completed", "; ".join(why) or None,
-                                info.provenance, tests, summary)
+            doc = document(server_id, "partial" if why else "completed", "; ".join(why) or None,
+                           started_at=self.started_at, duration_s=time.monotonic() - self.t0,
+                           server=info.provenance, tests=tests, latency=self.latency.get(server_id, {}),
+                           deviations=self.deviations)
             if why:
                 if narrowed or self.collect_errors:  # the whole certification is more than this session selected
                     whole = full_count(self.config, server_id)
@@ -205,26 +203,6 @@ class ResultsWriter:
                 doc["selection"] = {"ran": len(tests), "of": whole, "why": why}
             written.append(write_result(self.out_dir, doc))
         return written
-
-    def document(self, server_id: str, status: str, reason: str | None, provenance: dict[str, Any],
-                 tests: list[dict[str, Any]], summary: dict[str, int]) -> dict[str, Any]:
-        return {
-            "schema": SCHEMA,
-            "handler": {"distribution": "emmett-valkey", "version": package_versions()["emmett-valkey"]},
-            "server_id": server_id,
-            "status": status,
-            "reason": reason,
-            "started_at": self.started_at,
-            "finished_at": _now(),
-            "duration_s": round(time.monotonic() - self.t0, 3),
-            "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
-            "environment": environment(),
-            "server": provenance,
-            "tests": tests,
-            "latency": self.latency.get(server_id, {}),
-            "deviations": self.deviations,
-            "summary": summary,
-        }
 
 
 def _in_certification(nodeid: str) -> bool:
@@ -290,27 +268,37 @@ def write_result(out_dir: Path, doc: dict[str, Any]) -> Path:
     return path
 
 
+def document(server_id: str, status: str, reason: str | None, *, started_at: str | None = None,
+             duration_s: float = 0.0, server: dict[str, Any] | None = None, tests: list[dict[str, Any]] | None = None,
+             latency: dict[str, Any] | None = None, deviations: dict[str, str] | None = None) -> dict[str, Any]:
+    """One result file's document (schema ``emmett-valkey-results/1``), its summary counted from *tests*."""
+    tests = tests or []
+    summary = dict.fromkeys(OUTCOMES, 0)
+    for test in tests:
+        summary[test["outcome"]] += 1
+    return {
+        "schema": RESULTS_SCHEMA,
+        "handler": {"distribution": DISTRIBUTION, "version": package_versions()[DISTRIBUTION]},
+        "server_id": server_id,
+        "status": status,
+        "reason": reason,
+        "started_at": started_at or _now(),
+        "finished_at": _now(),
+        "duration_s": round(duration_s, 3),
+        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
+        "environment": environment(),
+        "server": server,
+        "tests": tests,
+        "latency": latency or {},
+        "deviations": deviations or {},
+        "summary": summary,
+    }
+
+
 def write_not_run(out_dir: Path, server_id: str, reason: str, status: str = "not_run") -> Path:
     """Record an attempt that started no certification, and why.
 
     ``not_run``: no source of the server resolves here; ``refused``: the server given is not the one the id names.
     It never replaces a completed result.
     """
-    doc = {
-        "schema": SCHEMA,
-        "handler": {"distribution": "emmett-valkey", "version": package_versions()["emmett-valkey"]},
-        "server_id": server_id,
-        "status": status,
-        "reason": reason,
-        "started_at": _now(),
-        "finished_at": _now(),
-        "duration_s": 0.0,
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
-        "environment": environment(),
-        "server": None,
-        "tests": [],
-        "latency": {},
-        "deviations": {},
-        "summary": dict.fromkeys(OUTCOMES, 0),
-    }
-    return write_result(out_dir, doc)
+    return write_result(out_dir, document(server_id, status, reason))

@@ -8,26 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from ..contract import BASELINE, DISTRIBUTION, HANDLERS, OURS, OUTCOMES, RESULTS_SCHEMA, SUITES
+
 REPORT_SCHEMA = "emmett-valkey-report/1"
-RESULTS_SCHEMA = "emmett-valkey-results/1"
-DISTRIBUTION = "emmett-valkey"
-
-OURS = "ValkeyCache"
-BASELINE = "RedisCache"
-HANDLERS = (OURS, BASELINE)
-
-SUITES = (
-    "unit",
-    "integration",
-    "multiprocess",
-    "expiration",
-    "pattern_clear",
-    "async_",
-    "stress",
-    "faults",
-    "benchmark",
-)
-OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+__all__ = ["BASELINE", "DISTRIBUTION", "HANDLERS", "OURS", "OUTCOMES", "RESULTS_SCHEMA", "SUITES"]  # and below
 
 CERTIFIED = "certified"
 CERTIFIED_WITH_DEVIATIONS = "certified_with_deviations"

@@ -1,0 +1,31 @@
+"""What the certification suites write and the report reads: one home for the names both sides use.
+
+The suites (``certification/``) register :data:`SUITE_MARKERS` as their pytest markers, parametrize tests over
+:data:`HANDLERS` and count :data:`OUTCOMES` in result files of schema :data:`RESULTS_SCHEMA`; the report reads the
+same names back. Plain data: importing it costs nothing.
+"""
+
+from __future__ import annotations
+
+RESULTS_SCHEMA = "emmett-valkey-results/1"
+DISTRIBUTION = "emmett-valkey"
+
+OURS = "ValkeyCache"
+BASELINE = "RedisCache"
+HANDLERS = (OURS, BASELINE)
+
+#: suite (a pytest marker) -> what it covers, in the order the report shows them
+SUITE_MARKERS: dict[str, str] = {
+    "unit": "every handler method and rule",
+    "integration": "a real Emmett application, through its test client and served by granian",
+    "multiprocess": "processes sharing one cache",
+    "expiration": "default, explicit and sub-second durations, touch, expiry as a miss",
+    "pattern_clear": "clear of many keys by prefix and pattern, with glob and unusual characters",
+    "async_": "the valkey.asyncio paths under concurrency, and event-loop lag",
+    "stress": "threads and processes in a bounded mixed workload on a small pool",
+    "faults": "restarts, stalls, memory limits, auth, TLS, serializer safety and bad input",
+    "benchmark": "pytest-benchmark groups (run once as checks unless --benchmark-only)",
+}
+SUITES = tuple(SUITE_MARKERS)
+
+OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
