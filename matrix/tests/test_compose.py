@@ -31,7 +31,7 @@ def test_images_versions_and_ports_match(services, catalogue):
 
 
 def test_services_persist_and_report_health(services, catalogue):
-    """Appendonly yes (original design, Decision 3), and a ping healthcheck with the product's cli."""
+    """Appendonly yes (a cache that restarts warm), and a ping healthcheck with the product's cli."""
     for sid, entry in catalogue.items():
         service = services[sid]
         assert service["command"] == [f"{entry.product}-server", "--appendonly", "yes"]
