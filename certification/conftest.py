@@ -26,7 +26,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from certification.results import ResultsWriter, write_not_run
-from certification.servers import WORKER_KEY, ServerInfo, ServerPool, requested_ids
+from certification.session import WORKER_KEY, ServerInfo, ServerPool, requested_ids
 from certification.support import RUN_ID, close_handler, make_handler, scan_delete
 from certification.support_faults import handler_factory, tls_material_fixture  # noqa: F401 (fixtures for every suite)
 

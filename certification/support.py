@@ -9,7 +9,7 @@ from typing import Any
 
 import valkey
 
-from certification.servers import ServerInfo
+from certification.session import ServerInfo
 
 RUN_ID = os.environ.get("EMMETT_VALKEY_RUN_ID") or uuid.uuid4().hex[:8]
 

@@ -24,7 +24,7 @@ import redis
 import valkey
 from valkey._parsers import _RESP2Parser
 
-from certification.servers import ServerInfo
+from certification.session import ServerInfo
 from certification.support import make_handler, scan_delete
 from certification.support_bench import (
     CHECK,

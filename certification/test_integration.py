@@ -19,7 +19,7 @@ import pytest
 import valkey
 from emmett_valkey.keys import glob_escape
 
-from certification.servers import ServerInfo
+from certification.session import ServerInfo
 from certification.support import RUN_ID, make_handler, scan_delete
 from certification.support_integration import ROUTE_TTL, Reply, ServedApp, create_app, until_two_workers
 

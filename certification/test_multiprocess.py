@@ -16,7 +16,7 @@ import pytest
 import valkey
 from emmett_valkey import ValkeyCache
 
-from certification.servers import ServerInfo
+from certification.session import ServerInfo
 from certification.support import scan_delete
 from certification.support_multiprocess import (
     N_PROCESSES,
