@@ -74,6 +74,20 @@ class Ratio:
     note: str = ""
 
 
+def shorten(text: str, limit: int = 60) -> str:
+    """Return ``text`` cut to at most ``limit`` characters at a word boundary, ending with `` …`` when cut.
+
+    ``shorten("DEL bench:clear:3162 bench:clear:10983", 30)`` -> ``"DEL bench:clear:3162 …"``; a single word longer
+    than ``limit`` is cut inside it (still with the ellipsis).
+    """
+    if len(text) <= limit:
+        return text
+    head = text[: limit - 2]
+    if not text[limit - 2].isspace() and not head[-1].isspace() and " " in head.strip():  # mid-word
+        head = head.rstrip().rsplit(" ", 1)[0]
+    return head.rstrip() + " …"
+
+
 def _num(value: object) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 

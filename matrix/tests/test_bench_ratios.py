@@ -183,3 +183,24 @@ def test_server_id_falls_back_to_the_file_name(tmp_path: Path) -> None:
     path = tmp_path / "redis82.json"
     path.write_text(json.dumps(doc))
     assert {r.server for r in bench.load(path)} == {"redis82"}
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "shown"),
+    [
+        ("UNLINK a b", 60, "UNLINK a b"),
+        ("DEL bench:clear:3162 bench:clear:10983 bench:clear:45692 bench:clear:7", 60,
+         "DEL bench:clear:3162 bench:clear:10983 bench:clear:45692 …"),
+        ("DEL aaaa bbbb cccc", 12, "DEL aaaa …"),
+        ("DEL aaaa bbbb cccc", 11, "DEL aaaa …"),
+        ("DEL aaaa bbbb cccc", 10, "DEL aaaa …"),
+        ("DEL aaaa bbbb cccc", 9, "DEL …"),
+        ("SCAN 0 MATCH bench:clear:* COUNT 1000", 37, "SCAN 0 MATCH bench:clear:* COUNT 1000"),
+        ("x" * 80, 10, "xxxxxxxx …"),
+    ],
+)
+def test_shorten_cuts_on_a_word_boundary(text: str, limit: int, shown: str) -> None:
+    """A command too long for a note is cut after a whole word and marked with an ellipsis, never mid-word."""
+    assert bench.shorten(text, limit) == shown
+    assert len(bench.shorten(text, limit)) <= limit
+
