@@ -327,3 +327,13 @@ def test_pure_and_deterministic(report: Report) -> None:
     again = _build(results, benchmarks=read_benchmarks(DATA / "benchmarks"))
     assert results == before
     assert again == report
+
+
+@pytest.mark.parametrize(("recorded", "shown"), [("00000000", None), ("0", None), ("", None), (None, None),
+                                                 ("a1b2c3d4", "a1b2c3d4"), ("00a0", "00a0")])
+def test_an_all_zero_git_sha_is_no_sha(recorded: str | None, shown: str | None) -> None:
+    """Builds outside a git checkout report sha 00000000 (or 0): the report shows no sha, not a fake one."""
+    doc = _doc("valkey91.json")
+    doc["server"]["git_sha"] = recorded
+    column = next(c for c in _build([doc]).columns if c.id == "valkey91")
+    assert column.provenance is not None and column.provenance.git_sha == shown

@@ -165,6 +165,15 @@ def test_html_has_grid_and_latency_chart(report: Report) -> None:
     assert "12.3 ✘" in html
 
 
+def test_html_provenance_shows_no_zero_git_sha(report: Report) -> None:
+    """The result files record git_sha 00000000 (wheel builds): the git sha row shows a dash for each column."""
+    html = render_html(report)
+    row = re.search(r'<tr><th scope="row">git sha</th>(.*?)</tr>', html)
+    assert row is not None
+    assert "0000" not in row.group(1) and row.group(1).count("<td>—</td>") == row.group(1).count("<td>")
+    assert '"git_sha": null' in render_json(report) and '"git_sha": "0' not in render_json(report)
+
+
 def test_json_matches_its_schema(report: Report) -> None:
     """compatibility.json validates against schemas/report-1.schema.json."""
     doc = json.loads(render_json(report))
