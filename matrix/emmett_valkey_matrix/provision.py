@@ -142,7 +142,8 @@ def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
         except NotAvailable as exc:
             reasons.append(f"{source.kind} {source.detail}: {exc}")
             continue
-        found = probe_version(binary.path, env=binary.environ(), argv0=binary.argv0)
+        found = probe_version(binary.path, env=binary.environ(), argv0=binary.argv0,
+                              what=f"{source.kind} {source.detail}: {binary.path}")
         check(entry, found, f"{source.kind} {source.detail}", source.version)
         return Resolved(entry, source.kind, binary.source["detail"], found.version, exact=source.version,
                         binary=binary)

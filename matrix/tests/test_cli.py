@@ -72,3 +72,13 @@ def test_unknown_id_is_a_usage_error():
     """An id outside the catalogue is refused with the list of known ids."""
     out = _run("fetch", "valkey99")
     assert out.returncode != 0 and "known: valkey72" in out.stderr
+
+
+def test_check_with_a_user_binary_that_is_no_server_says_so_in_one_line():
+    """`check` with CERTIFY_VALKEY90_BIN=/bin/true: one stderr line naming the variable, the path and the problem."""
+    out = _run("check", "valkey90", env_extra={"CERTIFY_VALKEY90_BIN": "/bin/true"})
+    assert out.returncode == 1
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "CERTIFY_VALKEY90_BIN=/bin/true: not a Valkey or Redis server (its --version printed" in lines[0]
+    assert "\\n" not in lines[0]
