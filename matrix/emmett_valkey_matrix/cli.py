@@ -13,10 +13,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .cache import megabytes, shown_root
 from .catalogue import Entry, load_catalogue
 from .executor import NotSupported, StartError
 from .identify import IntegrityError
-from .provision import resolve
+from .provision import pending_downloads, resolve
 from .sources.base import NotAvailable
 
 _FAILURES = (NotAvailable, IntegrityError, StartError, NotSupported)
@@ -63,8 +64,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Fetch or build every given id (all by default) into the cache; non-zero naming the failures."""
     catalogue = load_catalogue()
+    ids = _ids(args, catalogue)
+    pending = pending_downloads(catalogue[i] for i in ids)
+    if len(pending) > 1:
+        known = sum(mb for _, _, mb in pending if mb)
+        print(f"emmett-valkey: fetch starts {len(pending)} downloads, about {megabytes(known)} in all"
+              f"{' plus a source tarball' if any(mb is None for _, _, mb in pending) else ''}, into {shown_root()} "
+              "(once; later runs use the cache)", file=sys.stderr, flush=True)
     failed = []
-    for sid in _ids(args, catalogue):
+    for sid in ids:
         row = _status(catalogue[sid], fetch=True)
         if row["status"] == "resolvable":
             print(f"{sid}: {row['version']} from {row['source']} {row['detail']}")

