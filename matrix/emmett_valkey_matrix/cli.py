@@ -1,6 +1,7 @@
 """``emmett-valkey-matrix``: list, fetch, resolvable, check.
 
-Exit codes: 0 success; 1 some id failed (``fetch``, ``check``); 2 usage errors (argparse).
+Exit codes: 0 success; 1 some id failed (``fetch``, ``check``); 2 usage errors (argparse), or a command that needs
+the ``certify`` extra (``report``) run without it.
 """
 
 from __future__ import annotations
@@ -150,7 +151,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in _DELEGATED:
         import importlib
 
-        delegated: int = importlib.import_module(_DELEGATED[argv[0]][0]).main(argv[1:])
+        try:
+            module = importlib.import_module(_DELEGATED[argv[0]][0])
+        except ModuleNotFoundError as exc:  # a plain install lacks the certify extra's packages (jsonschema)
+            if (exc.name or "").partition(".")[0] == __name__.partition(".")[0]:
+                raise
+            print(f"emmett-valkey-matrix {argv[0]} needs the certify extra (no module {exc.name!r}): "
+                  "pip install 'emmett-valkey[certify]'", file=sys.stderr)
+            return 2
+        delegated: int = module.main(argv[1:])
         return delegated
     args = build_parser().parse_args(argv)
     code: int = args.func(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +97,89 @@ def test_fetch_says_what_it_downloads_before_it_starts(tmp_path):
     assert lines.index(notice) < started
     again = _run("fetch", "valkey91", env_extra=env, check=True)
     assert "downloading" not in again.stderr
+
+
+_PLAIN_INSTALL_PROBE = r"""
+import json, re, sys
+from importlib import metadata
+
+PYPROJECT = sys.argv.pop(1)
+
+CERTIFY_ONLY = ["jsonschema", "emmett", "redis", "granian", "yaml", "httpx", "cryptography", "hypothesis",
+                "pytest", "xdist", "pytest_benchmark", "uvloop"]
+for name in CERTIFY_ONLY:  # as on a plain `pip install emmett-valkey`: importing any of them fails
+    sys.modules[name] = None
+
+def closure(dist, seen, extras=()):
+    # distributions a plain install of `dist` (with `extras`) brings, by its metadata, recursively
+    for req in metadata.requires(dist) or []:
+        spec, _, marker = req.partition(";")
+        wanted = re.search(r"extra\s*==\s*['\"]([^'\"]+)['\"]", marker)
+        if wanted and wanted.group(1) not in extras:
+            continue
+        match = re.match(r"\s*([A-Za-z0-9._-]+)\s*(?:\[([^\]]*)\])?", spec)
+        name = match.group(1).lower().replace("_", "-")
+        sub = tuple(x.strip() for x in (match.group(2) or "").split(",") if x.strip())
+        if (name, sub) not in seen:
+            seen.add((name, sub))
+            try:
+                closure(name, seen, sub)
+            except metadata.PackageNotFoundError:
+                pass
+    return seen
+
+before = set(sys.modules)
+from emmett_valkey_matrix.cli import main
+code = main(sys.argv[1:])
+owners = metadata.packages_distributions()
+imported = {m.partition(".")[0] for m in set(sys.modules) - before if sys.modules[m] is not None}
+third_party = {d.lower().replace("_", "-") for m in imported if m not in sys.stdlib_module_names
+               for d in owners.get(m, [])} - {"emmett-valkey"}
+import tomllib
+from pathlib import Path
+
+# the base dependencies as pyproject.toml declares them (not whichever emmett-valkey metadata is installed), and
+# what those bring with them
+seen = set()
+for spec in tomllib.loads(Path(PYPROJECT).read_text())["project"]["dependencies"]:
+    match = re.match(r"\s*([A-Za-z0-9._-]+)\s*(?:\[([^\]]*)\])?", spec)
+    name = match.group(1).lower().replace("_", "-")
+    extras = tuple(x.strip() for x in (match.group(2) or "").split(",") if x.strip())
+    seen.add((name, extras))
+    try:
+        closure(name, seen, extras)
+    except metadata.PackageNotFoundError:
+        pass
+base = {name for name, _ in seen}
+print(json.dumps({"code": code, "outside_base": sorted(third_party - base)}),
+      file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("command", [["list", "--no-fetch", "--brief", "valkey91"], ["resolvable", "--no-fetch"],
+                                     ["check", "valkey91"],
+                                     ["ratios", str(Path(__file__).parent / "data" / "benchmarks" / "valkey72.json")]])
+def test_commands_work_on_a_plain_install(valkey91, command):
+    """Without the certify extra these commands run, importing only what `pip install emmett-valkey` brings."""
+    out = _run_python(_PLAIN_INSTALL_PROBE, str(Path(__file__).resolve().parents[2] / "pyproject.toml"), *command)
+    result = json.loads(out.stderr.strip().splitlines()[-1])
+    assert result == {"code": 0, "outside_base": []}, out.stderr
+
+
+def test_report_without_the_certify_extra_names_it_in_one_line():
+    """`report` needs jsonschema: without it, one line naming the extra to install, and exit status 2."""
+    probe = "import sys; sys.modules['jsonschema'] = None\nfrom emmett_valkey_matrix.cli import main\n" \
+            "sys.exit(main(sys.argv[1:]))"
+    out = _run_python(probe, "report", "--out", "/nonexistent")
+    assert out.returncode == 2
+    assert out.stderr.splitlines() == ["emmett-valkey-matrix report needs the certify extra (no module "
+                                       "'jsonschema'): pip install 'emmett-valkey[certify]'"]
+
+
+def _run_python(code, *args):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTIFY_")}
+    env["PATH"] = os.path.dirname(sys.executable)
+    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300,
+                          check=False)
