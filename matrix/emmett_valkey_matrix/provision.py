@@ -58,15 +58,18 @@ class Resolved:
         """True for a server someone else runs: no process control."""
         return self.binary is None
 
-    def start(self, options: ServerOptions | None = None, *, workdir: Path) -> Server:
+    def start(self, options: ServerOptions | None = None, *, workdir: Path, port: int | None = None) -> Server:
         """Start the binary (or connect to the URL), identify it from INFO and record provenance.
 
+        ``port``: listen there instead of on a free port of our choosing (not for an external server).
         Raises :class:`IntegrityError` (after stopping what we started) when INFO disagrees with the id.
         """
         options = options or ServerOptions()
         if self.binary is None:
+            if port is not None:
+                raise NotSupported(f"{self.describe()} is an external server; it cannot be moved to port {port}")
             return self._connect(options)
-        server = LocalServer(self.binary, options, workdir)
+        server = LocalServer(self.binary, options, workdir, port=port)
         try:
             conn = server.client()
             try:

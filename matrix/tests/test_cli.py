@@ -183,3 +183,103 @@ def _run_python(code, *args):
     env["PATH"] = os.path.dirname(sys.executable)
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, env=env, timeout=300,
                           check=False)
+
+
+def _serve(*args, env_extra=None):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTIFY_")}
+    env["PATH"] = os.path.dirname(sys.executable)
+    env.update(env_extra or {})
+    return subprocess.Popen([sys.executable, "-m", "emmett_valkey_matrix", "serve", *args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def _first_line(proc, deadline_s=120.0):
+    """Return the first stdout line of ``proc``, read in a thread so that a silent process fails at the deadline."""
+    import queue
+    import threading
+
+    lines = queue.Queue()
+    threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
+    try:
+        return lines.get(timeout=deadline_s)
+    except queue.Empty:
+        proc.kill()
+        raise AssertionError(f"serve printed no URL within {deadline_s:.0f} s: {proc.communicate()[1]}") from None
+
+
+def _gone(pid):
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.parametrize("port", [None, "free"], ids=["any-port", "--port"])
+def test_serve_runs_until_ctrl_c_and_leaves_nothing(valkey91, port):
+    """`serve` prints the URL, the server answers PING, SIGINT stops it: exit 0, no process, no data dir left."""
+    import re
+    import signal
+    from pathlib import Path
+
+    import valkey
+    from source_support import free_port
+
+    wanted = free_port() if port else None
+    proc = _serve(*(["--port", str(wanted)] if wanted else []))
+    try:
+        url = _first_line(proc).strip()
+        assert re.fullmatch(r"valkey://127\.0\.0\.1:\d+", url), url
+        if wanted:
+            assert url.endswith(f":{wanted}")
+        with valkey.Valkey.from_url(url, socket_timeout=5) as conn:
+            assert conn.ping() is True
+            info = conn.info("server")
+        assert info["server_name"] == "valkey" and info["valkey_version"] == "9.1.2"
+        server_pid = int(info["process_id"])
+        assert not _gone(server_pid)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err
+    assert _gone(server_pid), "the server outlived serve"
+    assert f"export VALKEY_URL={url} " in err and "Ctrl-C stops it" in err
+    data_dir = re.search(r"data in (\S+) ", err)
+    assert data_dir and not Path(data_dir.group(1)).exists()
+
+
+def test_serve_stops_on_sigterm_and_when_the_server_dies(valkey91):
+    """SIGTERM stops it like Ctrl-C; a server killed behind its back ends serve with status 1 and its log."""
+    import signal
+
+    import valkey
+
+    proc = _serve()
+    try:
+        url = _first_line(proc).strip()
+        with valkey.Valkey.from_url(url, socket_timeout=5) as conn:
+            server_pid = int(conn.info("server")["process_id"])
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and _gone(server_pid), err
+
+        proc = _serve()
+        url = _first_line(proc).strip()
+        with valkey.Valkey.from_url(url, socket_timeout=5) as conn:
+            server_pid = int(conn.info("server")["process_id"])
+        import os
+
+        os.kill(server_pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1 and "the server exited on its own" in err, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
