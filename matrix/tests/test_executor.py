@@ -111,6 +111,25 @@ def test_port_claim_is_exclusive_and_skips_bound_ports(monkeypatch):
     assert not (port_dir() / f"{first.port}.lock").exists()
 
 
+def test_port_claim_of_a_given_port(tmp_path, monkeypatch):
+    """PortClaim(port=N) claims exactly N, or says N is in use (listened on, or claimed by someone else)."""
+    monkeypatch.setenv("EMMETT_VALKEY_PORT_DIR", str(tmp_path / "ports"))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        taken = busy.getsockname()[1]
+        with pytest.raises(StartError, match=f"^port {taken} is in use"):
+            PortClaim(port=taken)
+    claim = PortClaim(port=taken)  # free again
+    try:
+        assert claim.port == taken
+        with pytest.raises(StartError, match=f"^port {taken} is in use"):
+            PortClaim(port=taken)
+    finally:
+        claim.release()
+    assert list((tmp_path / "ports").iterdir()) == []
+
+
 def test_bad_option_fails_fast_with_log_tail(valkey91, tmp_path, monkeypatch):
     """A server that refuses its options raises StartError quoting the log, and leaves no claim."""
     monkeypatch.setenv("EMMETT_VALKEY_PORT_DIR", str(tmp_path / "ports"))  # other workers claim ports too

@@ -99,5 +99,5 @@ def test_a_user_binary_that_is_no_server_names_the_variable_and_path(tmp_path: P
     true = Path("/bin/true")
     with pytest.raises(IntegrityError) as info:
         resolve("valkey90", environ={"CERTIFY_VALKEY90_BIN": str(true)})
-    assert str(info.value).startswith(f"CERTIFY_VALKEY90_BIN={true}: not a Valkey or Redis server: its --version ")
+    assert str(info.value).startswith(f"CERTIFY_VALKEY90_BIN={true}: not a Valkey or Redis server (its --version ")
     assert "\n" not in str(info.value)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -75,3 +78,57 @@ def test_screenshot(page: Path, tmp_path: Path, name: str, size: str) -> None:
     _chromium(tmp_path / "profile", f"--screenshot={shot}", f"--window-size={size}", page.as_uri())
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert shot.stat().st_size > 50_000
+
+
+_MEASURE = """<script>
+const boxes = [];
+for (const svg of document.querySelectorAll("svg.chart")) {
+  const own = svg.getBoundingClientRect();
+  const text = (sel) => [...svg.querySelectorAll(sel)].map((n) => {
+    const r = n.getBoundingClientRect();
+    return {left: r.left, right: r.right, top: r.top, bottom: r.bottom, text: n.textContent};
+  });
+  boxes.push({chart: svg.id || svg.getAttribute("aria-labelledby"),
+              svg: {left: own.left, right: own.right, top: own.top, bottom: own.bottom},
+              title: text(".chart-title")[0], expect: text(".expect-label")[0] || null,
+              unit: text("text.tick").find((b) => b.text === "ms")});
+}
+const out = document.createElement("pre");
+out.id = "boxes";
+out.textContent = JSON.stringify(boxes);
+document.body.appendChild(out);
+</script>"""
+
+
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return a["left"] < b["right"] and b["left"] < a["right"] and a["top"] < b["bottom"] and b["top"] < a["bottom"]
+
+
+def _inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
+    return (inner["left"] >= outer["left"] - 0.5 and inner["right"] <= outer["right"] + 0.5
+            and inner["top"] >= outer["top"] - 0.5 and inner["bottom"] <= outer["bottom"] + 0.5)
+
+
+@pytest.mark.parametrize("servers", [None, ("valkey91",)], ids=["all", "one-server"])
+@pytest.mark.parametrize("size", ["1400,2000", "390,2000"], ids=["desktop", "phone"])
+def test_chart_title_legend_and_unit_never_overlap(tmp_path: Path, servers: tuple[str, ...] | None,
+                                                   size: str) -> None:
+    """As Chromium lays out each latency chart, its title, expectation label and unit are apart and inside it.
+
+    Also for a single server, the narrowest chart ("pattern clear" above "expected p99 < 10 ms").
+    """
+    results = [d for d in read_results(DATA / "results") if servers is None or d.get("server_id") in servers]
+    report = build_report(results, None, {}, generated_at="2026-11-26T02:00:00Z", handler_version="0.1.0")
+    page = tmp_path / "charts.html"
+    page.write_text(render_html(report).replace("</body>", _MEASURE + "</body>"), encoding="utf-8")
+    dom = _chromium(tmp_path / "profile", f"--window-size={size}", "--dump-dom", page.as_uri()).stdout
+    match = re.search(r'<pre id="boxes">(.*?)</pre>', dom, re.S)
+    assert match, dom[-2000:]
+    charts = json.loads(html.unescape(match.group(1)))
+    assert len(charts) == 4 and any(c["expect"] and "10 ms" in c["expect"]["text"] for c in charts)
+    for chart in charts:
+        texts = [b for b in (chart["title"], chart["expect"], chart["unit"]) if b]
+        for i, a in enumerate(texts):
+            assert _inside(a, chart["svg"]), (chart["chart"], a, chart["svg"])
+            for b in texts[i + 1:]:
+                assert not _overlap(a, b), (chart["chart"], a, b)

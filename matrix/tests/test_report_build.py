@@ -379,3 +379,13 @@ def test_an_attempt_older_than_the_certification_is_superseded() -> None:
     assert column.verdict.code == "certified" and column.attempt is None
     assert {i.file: i.status for i in report.inputs if i.server_id == "valkey91"}["valkey91.attempt.json"] == \
         "superseded"
+
+
+@pytest.mark.parametrize(("recorded", "shown"), [("00000000", None), ("0", None), ("", None), (None, None),
+                                                 ("a1b2c3d4", "a1b2c3d4"), ("00a0", "00a0")])
+def test_an_all_zero_git_sha_is_no_sha(recorded: str | None, shown: str | None) -> None:
+    """Builds outside a git checkout report sha 00000000 (or 0): the report shows no sha, not a fake one."""
+    doc = _doc("valkey91.json")
+    doc["server"]["git_sha"] = recorded
+    column = next(c for c in _build([doc]).columns if c.id == "valkey91")
+    assert column.provenance is not None and column.provenance.git_sha == shown

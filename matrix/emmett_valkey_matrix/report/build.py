@@ -99,6 +99,12 @@ def _sha256_text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def _git_sha(value: object) -> str | None:
+    """Return the server's git sha, or None when it reports zeros (``00000000``, ``0``: not built from git)."""
+    text = "" if value is None else str(value).strip()
+    return None if not text.strip("0") else text
+
+
 def _provenance(doc: Doc) -> Provenance | None:
     server = doc.get("server")
     if not isinstance(server, Mapping):
@@ -109,7 +115,7 @@ def _provenance(doc: Doc) -> Provenance | None:
         product=server.get("product"),
         version=server.get("version"),
         build_id=server.get("build_id"),
-        git_sha=server.get("git_sha"),
+        git_sha=_git_sha(server.get("git_sha")),
         malloc=server.get("malloc"),
         tls=server.get("tls"),
         source_kind=source.get("kind"),

@@ -354,7 +354,8 @@ def _bench_run(report: Report, run: BenchmarkRun) -> str:
 
 
 def _benchmarks(report: Report) -> str:
-    out = [f"<p>{e(t.BENCH_INTRO)}</p>"]
+    before, files, after = t.BENCH_INTRO.partition(t.BENCH_FILES)
+    out = [f"<p>{e(before)}{_code(files)}{e(after)}</p>"]
     if report.benchmark_headlines:
         out.append(_headline_table(report))
     else:

@@ -9,11 +9,26 @@ from collections.abc import Iterable, Sequence
 from . import text as t
 from .model import BASELINE, OURS, BenchmarkRun, Column, Headline, HeadlineCell, Report
 
+# What Markdown would read as markup rather than text: emphasis, code, links, tables, strike-through, headings.
+_MD_PUNCT = re.compile(r"([\\`*_\[\]|~#!])")
+# A "<" that could open raw HTML or an autolink (a tag name, "/", "!" or "?" after it) and an "&" that would read
+# as a character reference ("&lt;", "&#60;"). Any other "<", ">" or "&" stays as it is, so "< 5 ms" reads the same
+# in the file and on the rendered page.
+_MD_TAG_OPEN = re.compile(r"<(?=[A-Za-z/!?])")
+_MD_ENTITY = re.compile(r"&(?=#?[A-Za-z0-9]+;)")
+
 
 def md(value: object) -> str:
-    """Escape text for Markdown prose or a table cell: HTML, emphasis, links, pipes; newlines as ``<br>``."""
-    s = str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    s = re.sub(r"([\\`*_\[\]|~#!])", r"\\\1", s)
+    r"""Escape text for Markdown prose or a table cell; newlines become ``<br>``.
+
+    Markdown escapes, not HTML ones: markup characters get a backslash, ``<`` only where it could open a tag
+    (``<script>`` becomes ``\<script>``, shown as ``<script>``), ``&`` only before what reads as an entity.
+    """
+    s = _MD_PUNCT.sub(r"\\\1", str(value))
+    s = _MD_TAG_OPEN.sub(r"\\<", s)
+    s = _MD_ENTITY.sub(r"\\&", s)
+    if s.startswith(">"):  # a block quote at the start of a line
+        s = "\\" + s
     return s.replace("\r\n", "\n").replace("\n", "<br>")
 
 
@@ -250,7 +265,8 @@ def _bench_run(report: Report, run: BenchmarkRun) -> list[str]:
 
 
 def _benchmarks(report: Report) -> list[str]:
-    out = ["## Benchmarks", "", md(t.BENCH_INTRO), ""]
+    before, files, after = t.BENCH_INTRO.partition(t.BENCH_FILES)
+    out = ["## Benchmarks", "", md(before) + code(files) + md(after), ""]
     if report.benchmark_headlines:
         out += _headline_table(report)
     else:

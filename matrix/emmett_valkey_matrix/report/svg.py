@@ -13,9 +13,14 @@ from . import text as t
 from .model import OURS, Report
 from .perf import OP_LABELS, OPS
 
-TOP, BOTTOM, LEFT, RIGHT = 34, 40, 44, 12
+# Above the plot, one row each, so they never meet however narrow the chart: the title (baseline 16), the
+# expectation's legend (baseline 31), the unit (baseline TOP - 8).
+TOP, BOTTOM, LEFT, RIGHT = 54, 40, 44, 12
+TITLE_Y, EXPECT_Y = 16, 31
 PLOT_H = 150
 GROUP_W, BAR_W, BAR_GAP = 66, 22, 4
+# Generous average glyph widths (em) of the sans-serif fonts report.css names, to size the chart to its text.
+_EM_BOLD, _EM = 0.68, 0.62
 
 
 def _nice_max(value: float) -> float:
@@ -43,14 +48,17 @@ def chart(report: Report, op: str) -> str | None:
         return None
     expected = samples[0][1].expected_p99_ms
     top = _nice_max(max([o.p99_ms or 0.0 for _, o in samples] + [expected or 0.0]) * 1.15)
-    width = LEFT + GROUP_W * len(samples) + RIGHT
+    name = OP_LABELS[op]
+    expect_label = f"- - expected p99 < {t.ms(expected)} ms" if expected is not None else ""
+    text_w = max(len(name) * 13 * _EM_BOLD, len(expect_label) * 10 * _EM)
+    width = math.ceil(max(LEFT + GROUP_W * len(samples) + RIGHT, 4 + text_w + RIGHT))
+    group_w = (width - LEFT - RIGHT) / len(samples)  # wider than GROUP_W when the text sets the width
     height = TOP + PLOT_H + BOTTOM
     base = TOP + PLOT_H
 
     def y(value: float) -> float:
         return base - PLOT_H * value / top
 
-    name = OP_LABELS[op]
     sid = f"lat-{op}"
     title = f"{name} latency of {OURS} per server, p50 and p99 in ms"
     desc = "; ".join(f"{c.label}: p50 {t.ms(o.p50_ms)} ms, p99 {t.ms(o.p99_ms)} ms" for c, o in samples)
@@ -63,7 +71,7 @@ def chart(report: Report, op: str) -> str | None:
         f'<defs><pattern id="{sid}-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
         'patternTransform="rotate(45)"><rect class="p99-bg" width="6" height="6"/>'
         '<line class="p99-line" x1="0" y1="0" x2="0" y2="6" stroke-width="3"/></pattern></defs>',
-        f'<text class="chart-title" x="4" y="16">{escape(name)}</text>',
+        f'<text class="chart-title" x="4" y="{TITLE_Y}">{escape(name)}</text>',
     ]
     for tick in (0.0, top / 2, top):
         ty = _num(y(tick))
@@ -71,7 +79,7 @@ def chart(report: Report, op: str) -> str | None:
         out.append(f'<text class="tick" x="{LEFT - 4}" y="{ty}" dy="0.32em" text-anchor="end">{t.ms(tick)}</text>')
     out.append(f'<text class="tick" x="4" y="{TOP - 8}">ms</text>')
     for i, (column, o) in enumerate(samples):
-        x0 = LEFT + GROUP_W * i + (GROUP_W - 2 * BAR_W - BAR_GAP) / 2
+        x0 = LEFT + group_w * i + (group_w - 2 * BAR_W - BAR_GAP) / 2
         for j, (kind, value) in enumerate((("p50", o.p50_ms or 0.0), ("p99", o.p99_ms or 0.0))):
             bx, by = x0 + j * (BAR_W + BAR_GAP), y(value)
             fill = f' fill="url(#{sid}-hatch)"' if kind == "p99" else ""
@@ -86,7 +94,7 @@ def chart(report: Report, op: str) -> str | None:
             f'<text class="value{" over" if over else ""}" x="{_num(p99x)}" y="{_num(y(o.p99_ms or 0.0) - 4)}" '
             f'text-anchor="middle">{escape(label)}</text>'
         )
-        cx = _num(LEFT + GROUP_W * i + GROUP_W / 2)
+        cx = _num(LEFT + group_w * i + group_w / 2)
         out.append(
             f'<text class="server" x="{cx}" y="{base + 15}" text-anchor="middle">{escape(column.product_name)}'
             f'<tspan x="{cx}" dy="1.2em">{escape(column.version or column.line)}</tspan></text>'
@@ -94,10 +102,7 @@ def chart(report: Report, op: str) -> str | None:
     if expected is not None:
         ey = _num(y(expected))
         out.append(f'<line class="expect" x1="{LEFT}" x2="{width - RIGHT}" y1="{ey}" y2="{ey}"/>')
-        out.append(
-            f'<text class="expect-label" x="{width - RIGHT}" y="16" text-anchor="end">'
-            f"- - expected p99 &lt; {t.ms(expected)} ms</text>"
-        )
+        out.append(f'<text class="expect-label" x="4" y="{EXPECT_Y}">{escape(expect_label)}</text>')
     out.append(f'<line class="axis" x1="{LEFT}" x2="{width - RIGHT}" y1="{base}" y2="{base}"/>')
     out.append("</svg>")
     return "".join(out)

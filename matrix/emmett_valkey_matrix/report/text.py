@@ -204,8 +204,9 @@ def headline_tally(headlines: Sequence[Headline], index: int) -> str:
     return " · ".join(parts)
 
 
+BENCH_FILES = "reports/benchmarks/<id>.json"
 BENCH_INTRO = (
-    "Paired medians from pytest-benchmark (reports/benchmarks/<id>.json): ours and the other side measured in "
+    f"Paired medians from pytest-benchmark ({BENCH_FILES}): ours and the other side measured in "
     "alternating A, B, B, A blocks; a ratio is time of ours / time of the other side (below 1: ours is faster), "
     "a speed-up how many times faster. Headline figures show the worst case of a server; "
     "✔ met · ✘ missed · ○ not judged (check-size run) · — not measured."

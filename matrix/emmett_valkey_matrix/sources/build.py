@@ -74,8 +74,13 @@ def build_from_tarball(
     sha256: str | None = None,
     progress: Callable[[str], None] = lambda s: None,
     jobs: int | None = None,
+    announce: Callable[[int | None], None] | None = None,
 ) -> BuildResult:
-    """Download a source tarball (any URL urllib opens, ``file://`` included), check ``sha256``, build it."""
+    """Download a source tarball (any URL urllib opens, ``file://`` included), check ``sha256``, build it.
+
+    ``announce`` is called with the download's size in bytes (its Content-Length, None when the server does not
+    say) once the response has started and before its body is read.
+    """
     dist = dest / "dist"
     dist.mkdir(parents=True)
     name = Path(urllib.parse.urlparse(url).path).name or "source.tar.gz"
@@ -83,10 +88,14 @@ def build_from_tarball(
     progress(f"downloading {url}")
     digest = hashlib.sha256()
     try:
-        with urllib.request.urlopen(url, timeout=60) as response, archive.open("wb") as out:  # noqa: S310
-            for chunk in iter(lambda: response.read(1 << 20), b""):
-                digest.update(chunk)
-                out.write(chunk)
+        with urllib.request.urlopen(url, timeout=60) as response:  # noqa: S310
+            length = str(response.headers.get("Content-Length") or "")
+            if announce is not None:
+                announce(int(length) if length.isdigit() else None)
+            with archive.open("wb") as out:
+                for chunk in iter(lambda: response.read(1 << 20), b""):
+                    digest.update(chunk)
+                    out.write(chunk)
     except OSError as exc:  # URLError and HTTPError are OSErrors
         raise SourceError(f"downloading {url} failed: {exc}") from exc
     if sha256 is not None and digest.hexdigest() != sha256.lower():

@@ -24,22 +24,40 @@ def user_url(server_id: str, environ: Mapping[str, str]) -> str | None:
     return environ.get(env_name(server_id, "URL")) or None
 
 
-def probe_version(path: Path, *, env: Mapping[str, str] | None = None, argv0: str | None = None) -> Identity | None:
-    """Run ``<binary> --version`` and parse it (None: a form not known, left to INFO once started).
+def probe_version(path: Path, *, env: Mapping[str, str] | None = None, argv0: str | None = None,
+                  what: str | None = None) -> Identity | None:
+    """Run ``<binary> --version`` and parse it: None for a form not known (INFO decides once it runs).
 
-    :class:`IntegrityError` when it cannot run, fails, or prints no version at all (not a Valkey/Redis server).
+    IntegrityError if it is not a Valkey/Redis server (it cannot run, fails, or names no server nor version).
+
+    The error is one line that starts with ``what`` (default: the path), e.g. ``CERTIFY_VALKEY90_BIN=/bin/true: not
+    a Valkey or Redis server (its --version printed "true (GNU coreutils) 9.1")``.
     """
+    what = what or str(path)
     try:
         proc = subprocess.run([argv0 or str(path), "--version"], executable=str(path), env=env,
-                              capture_output=True, text=True, timeout=20, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise IntegrityError(f"{path} cannot be run: {exc}") from exc
+                              capture_output=True, text=True, errors="replace", timeout=20, check=False)
+    except subprocess.TimeoutExpired:
+        raise IntegrityError(f"{what}: not a Valkey or Redis server (its --version did not end within 20 s)") from None
+    except OSError as exc:
+        raise IntegrityError(f"{what}: cannot be run ({exc.strerror or exc})") from None
     if proc.returncode != 0:
-        raise IntegrityError(f"{path} --version failed (exit {proc.returncode}): {proc.stderr.strip()[:300]}")
+        said = _first_line(proc.stderr) or _first_line(proc.stdout)
+        raise IntegrityError(f"{what}: not a Valkey or Redis server (its --version exited with status "
+                             f"{proc.returncode}{': ' + said if said else ''})")
     try:
         return from_version_output(proc.stdout)
-    except IntegrityError as exc:
-        raise IntegrityError(f"{path}: {exc}") from None
+    except IntegrityError:
+        said = _first_line(proc.stdout)
+        printed = f'printed "{said}"' if said else "printed nothing"
+        raise IntegrityError(f"{what}: not a Valkey or Redis server (its --version {printed})") from None
+
+
+def _first_line(text: str, limit: int = 120) -> str:
+    """First non-blank line of a program's output, control characters dropped, at most ``limit`` characters."""
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    line = "".join(ch for ch in line if ch.isprintable())
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
 def user_binary(server_id: str, environ: Mapping[str, str]) -> tuple[Binary, Identity | None] | None:
@@ -49,12 +67,13 @@ def user_binary(server_id: str, environ: Mapping[str, str]) -> tuple[Binary, Ide
     if not value:
         return None
     path = Path(value).expanduser()
-    if not path.is_file() or not os.access(path, os.X_OK):
-        raise NotAvailable(f"{name}={value} is not an executable file")
-    try:
-        found = probe_version(path)
-    except IntegrityError as exc:
-        raise IntegrityError(f"{name}={value}: {str(exc).removeprefix(f'{path}: ')}") from None
+    if not path.exists():
+        raise NotAvailable(f"{name}={value}: no such file")
+    if not path.is_file():
+        raise NotAvailable(f"{name}={value}: not a file")
+    if not os.access(path, os.X_OK):
+        raise NotAvailable(f"{name}={value}: not executable (no execute permission)")
+    found = probe_version(path, what=f"{name}={value}")
     source = {"kind": "user-binary", "detail": f"{name}={path}", "sha256": sha256_file(path)}
     return Binary(path.resolve(), source), found
 
@@ -66,6 +85,6 @@ def path_binary(product: str, environ: Mapping[str, str]) -> tuple[Binary, Ident
     if not found_path:
         raise NotAvailable(f"no {name} on PATH")
     path = Path(found_path)
-    found = probe_version(path)
+    found = probe_version(path, what=f"{path} (on PATH)")
     source = {"kind": "path", "detail": str(path), "sha256": sha256_file(path)}
     return Binary(path.resolve(), source), found
