@@ -6,14 +6,14 @@ and an async method; connections live in :mod:`.connections`, encoding and the h
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 from emmett_core.cache.handlers import CacheHandler
 
 from .codec import MISSING, Codec
 from .config import settings_from_env
-from .connections import AsyncIO, Connections, Settings, SyncIO
+from .connections import AsyncIO, ClusterAsyncIO, ClusterSyncIO, Connections, Settings, SyncIO
 from .durations import check_seconds, to_milliseconds
 from .keys import check_key, glob_escape
 from .operations import TRANSIENT_ERRORS, WRITE_ERRORS, Compute, Neutral, Operation, arun, command, operation, run
@@ -67,6 +67,9 @@ class ValkeyCache(CacheHandler):
         scan_count: int = 500,
         max_value_size: int | None = MAX_BULK_LEN,
         dedicated_connections: bool = True,
+        cluster: bool = False,
+        startup_nodes: Sequence[tuple[str, int]] = (),
+        read_from_replicas: bool = False,
         **pool_kwargs: Any,
     ) -> None:
         if not isinstance(prefix, str):
@@ -76,6 +79,11 @@ class ValkeyCache(CacheHandler):
             raise ValueError(f"on_error must be 'raise' or 'miss', got {on_error!r}")
         if isinstance(scan_count, bool) or not isinstance(scan_count, int) or scan_count < 1:
             raise ValueError(f"scan_count must be a positive int, got {scan_count!r}")
+        if cluster and (db != 0 or (url is not None and url.rstrip("/").rsplit("/", 1)[-1] not in ("", "0")
+                                    and url.count("/") > 2)):
+            raise ValueError(f"a cluster has database 0 only, got db={db!r}{f' in {url!r}' if url else ''}")
+        if not cluster and (startup_nodes or read_from_replicas):
+            raise ValueError("startup_nodes and read_from_replicas need cluster=True")
         if retries < 0:
             raise ValueError(f"retries must be 0 or more, got {retries!r}")
         if max_value_size is not None and (isinstance(max_value_size, bool) or not isinstance(max_value_size, int)
@@ -95,10 +103,11 @@ class ValkeyCache(CacheHandler):
             pool_timeout=pool_timeout, socket_timeout=socket_timeout, socket_connect_timeout=socket_connect_timeout,
             health_check_interval=health_check_interval, retries=retries, backoff_base=backoff_base,
             backoff_cap=backoff_cap, client_name=client_name, dedicated_connections=dedicated_connections,
-            pool_kwargs=pool_kwargs,
+            pool_kwargs=pool_kwargs, cluster=cluster, startup_nodes=startup_nodes,
+            read_from_replicas=read_from_replicas,
         ))
-        self._io = SyncIO(self.connections)
-        self._aio = AsyncIO(self.connections)
+        self._io = (ClusterSyncIO if cluster else SyncIO)(self.connections)
+        self._aio = (ClusterAsyncIO if cluster else AsyncIO)(self.connections)
 
     # -- construction and connections ---------------------------------------------------------------------------
 

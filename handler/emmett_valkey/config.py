@@ -18,6 +18,7 @@ ENV_VARIABLES: dict[str, tuple[str, str]] = {
     "VALKEY_PASSWORD": ("password", "unset"),
     "VALKEY_PREFIX": ("prefix", "cache:"),
     "VALKEY_EXPIRE": ("default_expire", "300"),
+    "VALKEY_CLUSTER": ("cluster", "0 (1: the host or URL is a seed node of a Valkey Cluster)"),
 }
 
 
@@ -50,6 +51,15 @@ def _seconds(name: str, raw: str) -> int | float:
         raise ConfigError(f"{name}={raw!r}: expected a positive number of seconds") from None
 
 
+def _flag(name: str, raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"{name}={raw!r}: expected 1 or 0 (true/false, yes/no, on/off)")
+
+
 def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Read the ``VALKEY_*`` variables that are set into constructor keyword arguments, checking each."""
     env = os.environ if environ is None else environ
@@ -64,6 +74,8 @@ def settings_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Any
             out[argument] = _int(name, raw, 0, None)
         elif name == "VALKEY_EXPIRE":
             out[argument] = _seconds(name, raw)
+        elif name == "VALKEY_CLUSTER":
+            out[argument] = _flag(name, raw)
         elif name in ("VALKEY_URL", "VALKEY_HOST"):
             if not raw.strip():
                 raise ConfigError(f"{name}={raw!r}: must not be empty")

@@ -2,9 +2,11 @@
 
 :class:`Connections` owns a handler's clients: one pool per process (made on first use, dropped in a forked child),
 one pooled connection kept per thread unless the pool is bounded, and one async client per event loop (closed when
-that loop shuts down). :class:`SyncIO` and :class:`AsyncIO` carry out the handful of commands the cache operations
-need, with the same names and arguments; only they know how a topology runs them (one MGET, one SCAN cursor, one
-MULTI/EXEC), so another topology plugs in here without touching the operations.
+that loop shuts down); on a cluster, one cluster client per process and per loop instead. :class:`SyncIO` and
+:class:`AsyncIO` carry out the handful of commands the cache operations need, with the same names and arguments;
+only they know how a topology runs them: on one server one MGET, one SCAN cursor, one MULTI/EXEC; on a cluster
+(:class:`ClusterSyncIO`, :class:`ClusterAsyncIO`) an MGET per slot, a SCAN cursor per primary, a MULTI/EXEC per slot
+on the node that owns it. The cache operations do not know which.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 
 import valkey
 import valkey.asyncio as avalkey
+import valkey.asyncio.cluster as avalkey_cluster
+import valkey.cluster as valkey_cluster
 from valkey.asyncio.retry import Retry as AsyncRetry
 from valkey.backoff import EqualJitterBackoff
 from valkey.exceptions import ConnectionError as ValkeyConnectionError
@@ -40,6 +44,9 @@ class Settings:
     backoff_base: float
     backoff_cap: float
     dedicated: bool  # each thread keeps one pooled connection for itself
+    cluster: bool = False
+    startup_nodes: tuple[tuple[str, int], ...] = ()
+    read_from_replicas: bool = False
 
     @classmethod
     def build(cls, *, host: str, port: int, db: int, password: str | None, username: str | None, url: str | None,
@@ -47,7 +54,9 @@ class Settings:
               ssl_cert_reqs: str, ssl_check_hostname: bool, max_connections: int | None,
               pool_timeout: float | None, socket_timeout: float | None, socket_connect_timeout: float | None,
               health_check_interval: int, retries: int, backoff_base: float, backoff_cap: float,
-              client_name: str | None, dedicated_connections: bool, pool_kwargs: dict[str, Any]) -> Settings:
+              client_name: str | None, dedicated_connections: bool, pool_kwargs: dict[str, Any],
+              cluster: bool = False, startup_nodes: Sequence[tuple[str, int]] = (),
+              read_from_replicas: bool = False) -> Settings:
         """Build the settings from ``ValkeyCache``'s arguments; other keywords go to valkey-py's pool."""
         ssl = ssl or (url is not None and url.startswith(("valkeys://", "rediss://")))
         connection: dict[str, Any] = {
@@ -84,8 +93,22 @@ class Settings:
             backoff_cap=backoff_cap,
             # a thread keeps one pooled connection for itself (no checkout per call) unless the pool is bounded,
             # where threads holding connections would starve the others
-            dedicated=dedicated_connections and max_connections is None and pool_timeout is None,
+            dedicated=dedicated_connections and max_connections is None and pool_timeout is None and not cluster,
+            cluster=cluster,
+            startup_nodes=tuple((str(h), int(p)) for h, p in startup_nodes) or ((host, port),),
+            read_from_replicas=read_from_replicas,
         )
+
+    def cluster_kwargs(self) -> dict[str, Any]:
+        """Keywords of valkey-py's cluster clients: the connection's, without what a cluster does not take."""
+        kwargs = {k: v for k, v in self.connection.items() if k not in ("host", "port", "db", "max_connections")}
+        # one behaviour for both clients (their defaults differ): serve the slots that are covered while a
+        # primary is down, rather than refusing every command until the whole cluster is back
+        kwargs.update(require_full_coverage=False, read_from_replicas=self.read_from_replicas,
+                      cluster_error_retry_attempts=max(self.retries, 1) + 2)
+        if self.ssl:
+            kwargs["ssl"] = True
+        return kwargs
 
 
 class Connections:
@@ -104,6 +127,9 @@ class Connections:
             weakref.WeakKeyDictionary()
         )
         self._aguards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._anodes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], avalkey.Valkey]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -134,7 +160,8 @@ class Connections:
         if client is None:
             with self._lock:
                 if self._client is None:
-                    self._client = valkey.Valkey(connection_pool=self._pool(valkey, Retry))
+                    self._client = (self._cluster_client() if self.settings.cluster
+                                    else valkey.Valkey(connection_pool=self._pool(valkey, Retry)))
                 client = self._client
         return client
 
@@ -156,12 +183,38 @@ class Connections:
         loop = asyncio.get_running_loop()
         client = self._aclients.get(loop)
         if client is None:
-            client = self._aclients[loop] = avalkey.Valkey(connection_pool=self._pool(avalkey, AsyncRetry))
-            self._aguards[loop] = guard = _close_at_loop_shutdown(client)
+            client = self._aclients[loop] = (self._async_cluster_client() if self.settings.cluster
+                                             else avalkey.Valkey(connection_pool=self._pool(avalkey, AsyncRetry)))
+            self._aguards[loop] = guard = _close_at_loop_shutdown(client, self._anodes.setdefault(loop, {}))
             try:  # start it without awaiting: it registers with the loop and stops at its only yield
                 guard.__anext__().send(None)
             except StopIteration:
                 pass
+        return client
+
+    def _cluster_client(self) -> Any:
+        s = self.settings
+        if s.url:
+            return valkey_cluster.ValkeyCluster.from_url(s.url, **s.cluster_kwargs())  # type: ignore[no-untyped-call]
+        nodes = [valkey_cluster.ClusterNode(host, port) for host, port in s.startup_nodes]  # type: ignore[no-untyped-call]
+        return valkey_cluster.ValkeyCluster(startup_nodes=nodes, **s.cluster_kwargs())
+
+    def _async_cluster_client(self) -> Any:
+        s = self.settings
+        kwargs = {k: v for k, v in s.cluster_kwargs().items() if k in _ASYNC_CLUSTER_KEYWORDS}
+        if s.url:
+            return avalkey_cluster.ValkeyCluster.from_url(s.url, **kwargs)
+        nodes = [avalkey_cluster.ClusterNode(host, port) for host, port in s.startup_nodes]
+        return avalkey_cluster.ValkeyCluster(startup_nodes=nodes, **kwargs)
+
+    def node_aclient(self, host: str, port: int) -> avalkey.Valkey:
+        """Return a plain async client of one cluster node on the running loop (for a MULTI/EXEC on its slots)."""
+        loop = asyncio.get_running_loop()
+        clients = self._anodes.setdefault(loop, {})
+        client = clients.get((host, port))
+        if client is None:
+            kwargs = {k: v for k, v in self.settings.connection.items() if k not in ("host", "port", "db")}
+            client = clients[(host, port)] = avalkey.Valkey(host=host, port=port, **kwargs)
         return client
 
     def close(self) -> None:
@@ -170,28 +223,48 @@ class Connections:
         client, self._client = self._client, None
         if client is not None:
             client.close()  # type: ignore[no-untyped-call]
-            client.connection_pool.disconnect()
+            pool = getattr(client, "connection_pool", None)  # a cluster client closes its nodes' pools itself
+            if pool is not None:
+                pool.disconnect()
 
     async def aclose(self) -> None:
         """Close the running loop's async connections."""
         loop = asyncio.get_running_loop()
         client = self._aclients.pop(loop, None)
         self._aguards.pop(loop, None)
+        for node in self._anodes.pop(loop, {}).values():
+            await _aclose_client(node)
         if client is not None:
             await _aclose_client(client)
 
 
-async def _close_at_loop_shutdown(client: avalkey.Valkey) -> AsyncGenerator[None, None]:
-    """Close *client* when its event loop shuts down (``asyncio.run`` finalizes async generators before closing)."""
+#: what valkey-py's async cluster client takes (it has no catch-all for connection keywords)
+_ASYNC_CLUSTER_KEYWORDS = frozenset((
+    "require_full_coverage", "read_from_replicas", "cluster_error_retry_attempts", "username", "password",
+    "client_name", "health_check_interval", "socket_connect_timeout", "socket_keepalive",
+    "socket_keepalive_options", "socket_timeout", "retry", "ssl", "ssl_ca_certs", "ssl_ca_data", "ssl_cert_reqs",
+    "ssl_certfile", "ssl_check_hostname", "ssl_keyfile", "ssl_min_version", "ssl_ciphers", "protocol",
+))
+
+
+async def _close_at_loop_shutdown(client: Any, nodes: dict[Any, avalkey.Valkey]) -> AsyncGenerator[None, None]:
+    """Close *client* (and a cluster's node clients) when its event loop shuts down.
+
+    ``asyncio.run`` finalizes async generators before it closes the loop.
+    """
     try:
         yield
     finally:
+        for node in list(nodes.values()):
+            await _aclose_client(node)
         await _aclose_client(client)
 
 
-async def _aclose_client(client: avalkey.Valkey) -> None:
+async def _aclose_client(client: Any) -> None:
     await client.aclose()
-    await client.connection_pool.disconnect()  # the client does not own a pool it was given
+    pool = getattr(client, "connection_pool", None)  # a cluster client closes its nodes' pools itself
+    if pool is not None:
+        await pool.disconnect()  # the client does not own a pool it was given
 
 
 def _forget_connections_after_fork() -> None:
@@ -321,3 +394,115 @@ class AsyncIO:
     async def pttl(self, name: str) -> int:
         """PTTL (-2: no such name, -1: no lifetime)."""
         return int(await self.connections.aclient.pttl(name))
+
+
+def _by_slot(client: Any, names: Sequence[str]) -> dict[int, list[int]]:
+    """Indexes of *names* grouped by hash slot, each group in the order given."""
+    slots: dict[int, list[int]] = {}
+    for index, name in enumerate(names):
+        slots.setdefault(client.keyslot(name), []).append(index)
+    return slots
+
+
+def _next_scan(primaries: list[Any], index: int, node_cursor: int) -> Cursor:
+    """Where a cluster SCAN goes on: the same primary, the next one, or nowhere (None)."""
+    if node_cursor:
+        return (index, node_cursor)
+    return (index + 1, 0) if index + 1 < len(primaries) else None
+
+
+def _primaries(client: Any) -> list[Any]:
+    return sorted(client.get_primaries(), key=lambda node: node.name)
+
+
+class ClusterSyncIO(SyncIO):
+    """:class:`SyncIO` on a cluster: an MGET per slot, a MULTI/EXEC per slot, a SCAN cursor per primary."""
+
+    @property
+    def cluster(self) -> Any:
+        """The process's ``valkey.cluster.ValkeyCluster``."""
+        return self.connections.client
+
+    def mget(self, names: Sequence[str]) -> list[bytes | None]:
+        """MGET per slot (in parallel by valkey-py), in the order asked."""
+        return self.cluster.mget_nonatomic(names)  # type: ignore[no-any-return]
+
+    def _node(self, name: str) -> valkey.Valkey:
+        client = self.cluster
+        return client.get_valkey_connection(client.get_node_from_key(name))  # type: ignore[no-any-return]
+
+    def set_all(self, items: Sequence[tuple[str, bytes]], ms: int) -> None:
+        """SET every pair: all or none within each slot (a MULTI/EXEC per slot, on the node that owns it)."""
+        for indexes in _by_slot(self.cluster, [name for name, _ in items]).values():
+            try:
+                with self._node(items[indexes[0]][0]).pipeline(transaction=True) as pipe:
+                    for index in indexes:
+                        pipe.set(items[index][0], items[index][1], px=ms)
+                    pipe.execute()  # type: ignore[no-untyped-call]
+            except ResponseError as exc:
+                raise without_arguments(exc) from None
+
+    def scan_page(self, cursor: Cursor, match: str, count: int) -> tuple[Cursor, list[bytes]]:
+        """One SCAN page of one primary; the cursor is (primary index, that primary's cursor)."""
+        primaries = _primaries(self.cluster)
+        index, node_cursor = cursor or (0, 0)
+        node = self.cluster.get_valkey_connection(primaries[index])
+        reply: Any = node.scan(cursor=node_cursor, match=match, count=count)
+        return _next_scan(primaries, index, reply[0]), reply[1]
+
+    def incr(self, name: str, delta: int) -> tuple[int, int]:
+        """INCRBY and PTTL in one MULTI/EXEC on the node that owns the key's slot."""
+        with self._node(name).pipeline(transaction=True) as pipe:
+            pipe.incrby(name, delta)
+            pipe.pttl(name)
+            value, pttl = pipe.execute()  # type: ignore[no-untyped-call]
+        return int(value), int(pttl)
+
+
+class ClusterAsyncIO(AsyncIO):
+    """:class:`ClusterSyncIO`'s commands, awaited on the running loop."""
+
+    @property
+    def cluster(self) -> Any:
+        """The running loop's ``valkey.asyncio.cluster.ValkeyCluster``."""
+        return self.connections.aclient
+
+    async def mget(self, names: Sequence[str]) -> list[bytes | None]:
+        """MGET per slot, in the order asked."""
+        return await self.cluster.mget_nonatomic(names)  # type: ignore[no-any-return]
+
+    def _node(self, name: str) -> avalkey.Valkey:
+        node = self.cluster.get_node_from_key(name)
+        return self.connections.node_aclient(node.host, node.port)
+
+    async def set_all(self, items: Sequence[tuple[str, bytes]], ms: int) -> None:
+        """SET every pair: all or none within each slot (a MULTI/EXEC per slot, on the node that owns it)."""
+        client = self.cluster
+        await client.initialize()  # the slot map, before keyslot and get_node_from_key use it
+        for indexes in _by_slot(client, [name for name, _ in items]).values():
+            try:
+                async with self._node(items[indexes[0]][0]).pipeline(transaction=True) as pipe:
+                    for index in indexes:
+                        pipe.set(items[index][0], items[index][1], px=ms)
+                    await pipe.execute()
+            except ResponseError as exc:
+                raise without_arguments(exc) from None
+
+    async def scan_page(self, cursor: Cursor, match: str, count: int) -> tuple[Cursor, list[bytes]]:
+        """One SCAN page of one primary; the cursor is (primary index, that primary's cursor)."""
+        client = self.cluster
+        await client.initialize()
+        primaries = _primaries(client)
+        index, node_cursor = cursor or (0, 0)
+        node = self.connections.node_aclient(primaries[index].host, primaries[index].port)
+        reply: Any = await node.scan(cursor=node_cursor, match=match, count=count)
+        return _next_scan(primaries, index, reply[0]), reply[1]
+
+    async def incr(self, name: str, delta: int) -> tuple[int, int]:
+        """INCRBY and PTTL in one MULTI/EXEC on the node that owns the key's slot."""
+        await self.cluster.initialize()
+        async with self._node(name).pipeline(transaction=True) as pipe:
+            pipe.incrby(name, delta)
+            pipe.pttl(name)
+            value, pttl = await pipe.execute()
+        return int(value), int(pttl)

@@ -15,8 +15,8 @@ from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from valkey.exceptions import ClusterError, OutOfMemoryError, TryAgainError, ValkeyClusterException
 from valkey.exceptions import ConnectionError as ValkeyConnectionError
-from valkey.exceptions import OutOfMemoryError
 from valkey.exceptions import TimeoutError as ValkeyTimeoutError
 
 from .connections import AsyncIO, SyncIO
@@ -26,8 +26,10 @@ T = TypeVar("T")
 
 log = logging.getLogger("emmett_valkey")
 
-#: errors that fail-soft mode turns into a miss or a no-op: the server is unreachable or too slow
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ValkeyConnectionError, ValkeyTimeoutError, OSError)
+#: errors that fail-soft mode turns into a miss or a no-op: the server is unreachable or too slow, or a cluster is
+#: down, moving a slot (TRYAGAIN), out of redirections, without a node for a slot or without a reachable node
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ValkeyConnectionError, ValkeyTimeoutError, OSError,
+                                                     ClusterError, TryAgainError, ValkeyClusterException)
 #: errors that fail-soft mode turns into a no-op on writes: the transient ones, and a full server (noeviction)
 WRITE_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, OutOfMemoryError)
 

@@ -24,6 +24,7 @@ SUITE_MARKERS: dict[str, str] = {
     "async_": "the valkey.asyncio paths under concurrency, and event-loop lag",
     "stress": "threads and processes in a bounded mixed workload on a small pool",
     "faults": "restarts, stalls, memory limits, auth, TLS, serializer safety and bad input",
+    "cluster": "ValkeyCache on a local cluster of 3 primaries and 3 replicas of the same server build",
     "benchmark": "pytest-benchmark groups (run once as checks unless --benchmark-only)",
 }
 SUITES = tuple(SUITE_MARKERS)
