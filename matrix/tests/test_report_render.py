@@ -53,7 +53,7 @@ def test_markdown_sections_in_order(report: Report) -> None:
         "## Benchmarks",
         "## Rejected or stale inputs",
     ]
-    assert "| Valkey 9.1.2<br>`valkey91` | **✔ certified** | 21 passed, 1 skipped |" in md
+    assert "| Valkey 9.1.2<br>`valkey91` | **✔ certified** | 22 passed, 1 skipped |" in md
 
 
 def test_markdown_tables_are_well_formed(report: Report) -> None:
