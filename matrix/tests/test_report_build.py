@@ -84,7 +84,7 @@ def test_baseline_deviations_and_errors_do_not_change_our_verdict(report: Report
 def test_grid_counts(report: Report) -> None:
     """A cell counts one suite of one handler on one server; not-run servers have no counts."""
     row = {(r.suite, r.handler): {c.server_id: c for c in r.cells} for r in report.grid}
-    assert len(report.grid) == 20  # 10 suites × 2 handlers
+    assert len(report.grid) == 20  # 10 suites, 2 handlers
     fail = row[("integration", "ValkeyCache")]["redis70"]
     assert (fail.state, fail.counts and (fail.counts.passed, fail.counts.failed)) == ("fail", (4, 1))
     skip = row[("async_", "ValkeyCache")]["valkey91"]
