@@ -94,36 +94,39 @@ def operation(neutral: Neutral) -> Callable[[Callable[..., Operation[T]]], Calla
     return wrap
 
 
+def _advance(op: Operation[T], reply: Any, error: BaseException | None) -> tuple[bool, Any]:
+    """Resume *op* with the last reply (or error): ``(True, result)`` when it is done, else ``(False, next step)``."""
+    try:
+        return False, (op.send(reply) if error is None else op.throw(error))
+    except StopIteration as done:
+        return True, done.value
+
+
 def run(io: SyncIO, op: Operation[T]) -> T:
-    """Drive *op* on the synchronous client."""
-    reply: Any = None
-    error: BaseException | None = None
+    """Drive *op* on the synchronous client; an error is handed to the operation, which declares what it survives."""
+    reply, error = None, None
     while True:
+        done, step = _advance(op, reply, error)
+        if done:
+            return step  # type: ignore[no-any-return]
         try:
-            step = op.send(reply) if error is None else op.throw(error)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        try:
-            reply = step.function() if isinstance(step, Compute) else getattr(io, step.method)(*step.args)
-            error = None
-        except Exception as exc:  # handed to the operation, which declares what it survives
-            error = exc
+            reply, error = step.function() if isinstance(step, Compute) else getattr(io, step.method)(*step.args), None
+        except Exception as exc:
+            reply, error = None, exc
 
 
 async def arun(io: AsyncIO, op: Operation[T]) -> T:
-    """Drive *op* on the running event loop's client."""
-    reply: Any = None
-    error: BaseException | None = None
+    """Drive *op* on the running event loop's client: :func:`run`, awaiting each step."""
+    reply, error = None, None
     while True:
+        done, step = _advance(op, reply, error)
+        if done:
+            return step  # type: ignore[no-any-return]
         try:
-            step = op.send(reply) if error is None else op.throw(error)
-        except StopIteration as done:
-            return done.value  # type: ignore[no-any-return]
-        try:
-            reply = await (step.function() if isinstance(step, Compute) else getattr(io, step.method)(*step.args))
-            error = None
-        except Exception as exc:  # handed to the operation, which declares what it survives
-            error = exc
+            call = step.function() if isinstance(step, Compute) else getattr(io, step.method)(*step.args)
+            reply, error = await call, None
+        except Exception as exc:
+            reply, error = None, exc
 
 
 def command(method: str, *args: Any) -> Command:

@@ -87,3 +87,17 @@ def fill_once(root: Path, name: str, fill: Callable[[Path], Any], load: Callable
         result = fill(dest)
         done.write_text(json.dumps(asdict(result), default=str))
         return result  # type: ignore[no-any-return]
+
+
+def gone(pid: int, timeout: float = 10.0) -> bool:
+    """Poll until ``pid`` no longer exists (or is a zombie someone else must reap)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                if fh.read().split(")")[-1].split()[0] == "Z":
+                    return True
+        except FileNotFoundError:
+            return True
+        time.sleep(0.02)
+    return False

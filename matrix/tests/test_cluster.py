@@ -17,24 +17,11 @@ import valkey
 from emmett_valkey_matrix import NotSupported, Resolved, ServerOptions, StartError, start_cluster
 from emmett_valkey_matrix.cluster import SLOTS, LocalCluster, parse_info, parse_nodes, slot_ranges
 from emmett_valkey_matrix.executor import port_dir
+from source_support import gone
 from valkey.cluster import ClusterNode as ClientNode
 from valkey.cluster import ValkeyCluster
 
 FORMATION_IDS = ["valkey91", "redis62", "redis74"]  # redis62: no ADDSLOTSRANGE, the ADDSLOTS fallback
-
-
-def _gone(pid: int, timeout: float = 10.0) -> bool:
-    """Poll until ``pid`` no longer exists (or is a zombie someone else must reap)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if fh.read().split(")")[-1].split()[0] == "Z":
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def _claimed(port: int) -> list[Path]:
@@ -141,7 +128,7 @@ def test_cluster_forms_serves_and_stops(server_id, resolved, tmp_path):
         assert sum(sizes) == len(keys) and min(sizes) > 50  # every shard took its share
     finally:
         cluster.stop()
-    assert all(_gone(pid) for pid in pids)
+    assert all(gone(pid) for pid in pids)
     assert all(n.pid is None for n in nodes)
     assert [p for port in ports for p in _claimed(port)] == []
     cluster.stop()  # idempotent
@@ -172,7 +159,7 @@ def test_failover_kill_restart_and_manual(valkey91, tmp_path):
         promoted = cluster.kill_primary(0)
         print(f"\nvalkey91: replica promoted, cluster_state:ok again {time.monotonic() - began:.2f} s after SIGKILL")
         assert promoted is heir and heir.role == "primary" and heir.primary_id is None
-        assert not victim.alive and _gone(victim_pid)
+        assert not victim.alive and gone(victim_pid)
         assert len(cluster.primaries) == 3 and len(cluster.replicas) == 2
         assert victim not in cluster.primaries + cluster.replicas
         assert (victim.host, victim.port) not in cluster.startup_nodes
@@ -213,7 +200,7 @@ def test_formation_failure_stops_every_node(valkey91, tmp_path):
         text = log.read_text()
         pid = int(re.search(r"\bpid=(\d+)", text).group(1))
         port = int(re.search(r"\bport=(\d+)", text).group(1))
-        assert _gone(pid), log
+        assert gone(pid), log
         assert _claimed(port) == [], log
 
 

@@ -10,28 +10,14 @@ import subprocess
 import sys
 import textwrap
 import threading
-import time
 
 import pytest
 import valkey
 from emmett_valkey_matrix import ServerOptions, StartError
 from emmett_valkey_matrix.executor import PortClaim, port_dir
+from source_support import gone
 
 pytestmark = pytest.mark.slow
-
-
-def _gone(pid: int, timeout: float = 10.0) -> bool:
-    """Poll until ``pid`` no longer exists (or is a zombie someone else must reap)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with open(f"/proc/{pid}/stat") as fh:
-                if fh.read().split(")")[-1].split()[0] == "Z":
-                    return True
-        except FileNotFoundError:
-            return True
-        time.sleep(0.02)
-    return False
 
 
 def test_start_answers_and_stop_leaves_no_process(valkey91, tmp_path):
@@ -45,7 +31,7 @@ def test_start_answers_and_stop_leaves_no_process(valkey91, tmp_path):
         assert conn.config_get("dir")["dir"] == str(tmp_path / "data")
         assert conn.config_get("save")["save"] == ""
     server.stop()
-    assert _gone(pid)
+    assert gone(pid)
     assert not lock.exists()
     assert server.pid is None
     server.stop()  # idempotent
@@ -162,7 +148,7 @@ def test_sigkill_then_restart_keeps_port_and_data(valkey91, tmp_path):
         with server.client() as conn:
             conn.set("survivor", "yes")
         server.kill(signal.SIGKILL)
-        assert _gone(old_pid)
+        assert gone(old_pid)
         server.restart()
         assert server.port == port and server.pid != old_pid
         with server.client() as conn:
@@ -185,7 +171,7 @@ def test_sigstop_stalls_and_sigcont_resumes_and_stop_still_works(valkey91, tmp_p
         pid = server.pid
     finally:
         server.stop()
-    assert _gone(pid)
+    assert gone(pid)
 
 
 def test_server_left_running_is_stopped_at_interpreter_exit(valkey91, tmp_path):
@@ -198,7 +184,7 @@ def test_server_left_running_is_stopped_at_interpreter_exit(valkey91, tmp_path):
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     pid, port = map(int, out.stdout.split())
-    assert _gone(pid)
+    assert gone(pid)
     assert not (port_dir() / f"{port}.lock").exists()
 
 
