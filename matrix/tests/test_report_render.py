@@ -315,6 +315,7 @@ def test_json_carries_benchmark_ratios(report: Report) -> None:
     first = runs["valkey91"]["ratios"][0]
     assert first == {
         "figure": "ours / valkey-py",
+        "key": "ours_vs_raw",
         "case": "get-int-hit",
         "unit": "ratio",
         "value": 1.0815,
@@ -322,6 +323,7 @@ def test_json_carries_benchmark_ratios(report: Report) -> None:
         "q3": 1.0909,
         "beside": None,
         "target": "<= 1.05",
+        "bound": {"op": "<=", "limit": 1.05},
         "met": False,
         "status": "missed",
         "note": "",

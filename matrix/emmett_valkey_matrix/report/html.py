@@ -290,8 +290,8 @@ def _headline_table(report: Report) -> str:
         for c in servers
     )
     body = "".join(
-        f'<tr><th scope="row">{e(h.label)}<span class="tgt-inline">target {e(t.target_text(h.target, h.unit))}</span>'
-        f'</th><td class="target">{e(t.target_text(h.target, h.unit))}</td>'
+        f'<tr><th scope="row">{e(h.label)}<span class="tgt-inline">target {e(t.target_text(h.bound, h.unit))}</span>'
+        f'</th><td class="target">{e(t.target_text(h.bound, h.unit))}</td>'
         + "".join(_headline_cell(h, c) for c in h.cells)
         + "</tr>"
         for h in heads
@@ -331,16 +331,16 @@ def _bench_run(report: Report, run: BenchmarkRun) -> str:
     for r in run.ratios:
         value = e(t.figure(r.value, r.unit))
         if r.beside is not None:
-            value += f' <span class="beside">(KEYS+DEL {e(t.figure(r.beside, r.unit))})</span>'
+            value += f' <span class="beside">({e(t.beside_label(r))} {e(t.figure(r.beside, r.unit))})</span>'
         rows.append(
             [
                 e(r.figure),
                 e(r.case),
                 value,
                 e(t.spread(r.q1, r.q3, r.unit)),
-                e(t.target_text(r.target, r.unit)),
+                e(t.target_text(r.bound, r.unit)),
                 _mark(r.status),
-                e(t.shown_note(r.note)),
+                e(r.note),
             ]
         )
     meta = f'<p class="run-meta">{e(t.run_size(run.size))} · {e(t.run_tally(run))} · file {_code(run.file)}</p>'

@@ -184,7 +184,7 @@ def _latency(report: Report) -> list[str]:
         "## Latency",
         "",
         md(
-            "Expectations from the original design: GET and SET p99 under 1 ms, pattern clear p99 under 10 ms. "
+            f"Expectations from the original design: {t.latency_expectations()}. "
             "Cells show p50 / p99 in ms; ✔ met, ✘ not met."
         ),
         "",
@@ -221,7 +221,7 @@ def _headline_table(report: Report) -> list[str]:
     heads = report.benchmark_headlines
     servers = [t.column_of(report, c.server_id) for c in heads[0].cells]
     rows = [
-        [md(h.label), md(t.target_text(h.target, h.unit)), *(_headline_cell(report, h, c) for c in h.cells)]
+        [md(h.label), md(t.target_text(h.bound, h.unit)), *(_headline_cell(report, h, c) for c in h.cells)]
         for h in heads
     ]
     rows.append(["**Targets**", "", *(md(t.headline_tally(heads, i)) for i in range(len(servers)))])
@@ -253,11 +253,11 @@ def _bench_run(report: Report, run: BenchmarkRun) -> list[str]:
             md(r.figure),
             md(r.case),
             md(t.figure(r.value, r.unit))
-            + (md(f" (KEYS+DEL {t.figure(r.beside, r.unit)})") if r.beside is not None else ""),
+            + (md(f" ({t.beside_label(r)} {t.figure(r.beside, r.unit)})") if r.beside is not None else ""),
             md(t.spread(r.q1, r.q3, r.unit)),
-            md(t.target_text(r.target, r.unit)),
+            md(t.target_text(r.bound, r.unit)),
             md(t.mark(r.status)) if r.status != "no_target" else "",
-            md(t.shown_note(r.note)),
+            md(r.note),
         ]
         for r in run.ratios
     ]

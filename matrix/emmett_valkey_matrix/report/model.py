@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..contract import BASELINE, DISTRIBUTION, HANDLERS, OURS, OUTCOMES, RESULTS_SCHEMA, SUITES
+from ..targets import Target
 
 REPORT_SCHEMA = "emmett-valkey-report/1"
 __all__ = ["BASELINE", "DISTRIBUTION", "HANDLERS", "OURS", "OUTCOMES", "RESULTS_SCHEMA", "SUITES"]  # and below
@@ -222,13 +223,15 @@ RATIO_STATUSES = ("met", "missed", "not_judged", "no_target")
 class RatioRow:
     """One benchmark figure of one server (``emmett_valkey_matrix.bench.Ratio``) and whether it meets its target.
 
-    ``status``: ``met`` / ``missed`` (judged against ``target``), ``not_judged`` (a check-size run: there is a
-    target but the figure is not judged), ``no_target`` (shown for information). ``unit``: ``ratio`` (time of
-    ours / time of the other side, below 1 is faster), ``speedup`` (times faster) or ``ms``. ``headline``: the
-    key of the headline figure this row counts towards, if any.
+    ``figure`` is its label and ``key`` its stable key (``bench.FIGURES``). ``status``: ``met`` / ``missed``
+    (judged against ``bound``, shown as ``target``), ``not_judged`` (a check-size run: there is a target but the
+    figure is not judged), ``no_target`` (shown for information). ``unit``: ``ratio`` (time of ours / time of the
+    other side, below 1 is faster), ``speedup`` (times faster) or ``ms``. ``headline``: the key of the headline
+    figure this row counts towards, if any.
     """
 
     figure: str
+    key: str
     case: str
     unit: str
     value: float
@@ -236,6 +239,7 @@ class RatioRow:
     q3: float | None
     beside: float | None
     target: str | None
+    bound: Target | None
     met: bool | None
     status: str
     note: str
@@ -282,6 +286,7 @@ class Headline:
     label: str
     unit: str
     target: str
+    bound: Target
     beside_label: str | None
     cells: tuple[HeadlineCell, ...]
 

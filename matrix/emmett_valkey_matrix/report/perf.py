@@ -7,10 +7,11 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..targets import LATENCY_P99
 from .model import BASELINE, HANDLERS, OURS, BenchmarkRow, LatencyRow, OpLatency
 
-# The original design: "GET operations: <1ms p99; SET operations: <1ms p99; Pattern clears: <10ms p99".
-EXPECTED_P99_MS: dict[str, float] = {"get": 1.0, "set": 1.0, "pattern_clear": 10.0}
+#: operation -> the p99 (ms) it is expected to stay under (``targets.LATENCY_P99``)
+EXPECTED_P99_MS: dict[str, float] = {op: target.limit for op, target in LATENCY_P99.items()}
 OPS = ("get", "set", "get_many", "pattern_clear")
 OP_LABELS = {"get": "GET", "set": "SET", "get_many": "get_many", "pattern_clear": "pattern clear"}
 
@@ -21,15 +22,15 @@ def _number(value: object) -> float | None:
 
 def _op(op: str, sample: Mapping[str, Any]) -> OpLatency:
     p99 = _number(sample.get("p99_ms"))
-    expected = EXPECTED_P99_MS.get(op)
+    target = LATENCY_P99.get(op)
     n = sample.get("n")
     return OpLatency(
         op=op,
         n=n if isinstance(n, int) else None,
         p50_ms=_number(sample.get("p50_ms")),
         p99_ms=p99,
-        expected_p99_ms=expected,
-        met=None if expected is None or p99 is None else p99 < expected,
+        expected_p99_ms=None if target is None else target.limit,
+        met=None if target is None or p99 is None else target.met(p99),
     )
 
 
