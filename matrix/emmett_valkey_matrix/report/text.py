@@ -26,8 +26,13 @@ from .model import (
 )
 from .perf import OP_LABELS
 
-SHORT_VERDICTS = {CERTIFIED: "certified", CERTIFIED_WITH_DEVIATIONS: "deviations", FAILED: "failed",
-                  PARTIAL: "partial", NOT_RUN: "not run"}
+SHORT_VERDICTS = {
+    CERTIFIED: "certified",
+    CERTIFIED_WITH_DEVIATIONS: "deviations",
+    FAILED: "failed",
+    PARTIAL: "partial",
+    NOT_RUN: "not run",
+}
 VERDICT_SYMBOLS = {CERTIFIED: "✔", CERTIFIED_WITH_DEVIATIONS: "◐", FAILED: "✘", PARTIAL: "◔", NOT_RUN: "○"}
 
 # outcome -> (symbol, word); order is the order shown in a cell
@@ -51,15 +56,10 @@ SUITE_LABELS = {"async_": "async", "pattern_clear": "pattern clear"}
 HANDLER_ROLES = {"ValkeyCache": "ours", "RedisCache": "baseline"}
 
 
-def verdict_text(column: Column) -> str:
-    """``✔ certified``."""
-    return f"{VERDICT_SYMBOLS[column.verdict.code]} {column.verdict.label}"
-
-
 def counts_short(counts: Counts | None, *, not_run: bool = False) -> str:
-    """``✔ 21 · ⊘ 1``: each non-zero outcome as symbol and count; ``—`` for none, ``not run`` when not run."""
+    """``✔ 21 · ⊘ 1``: each non-zero outcome as symbol and count; ``—`` for none, ``○ not run`` when not run."""
     if counts is None:
-        return "not run" if not_run else "—"
+        return "○ not run" if not_run else "—"
     parts = [f"{sym} {getattr(counts, o)}" for o, (sym, _) in OUTCOME_SYMBOLS.items() if getattr(counts, o)]
     return " · ".join(parts) or "—"
 
@@ -105,11 +105,6 @@ def ops(value: float | None) -> str:
 def column_of(report: Report, server_id: str) -> Column:
     """Return the column with this id."""
     return next(c for c in report.columns if c.id == server_id)
-
-
-def short_sha(value: str | None) -> str:
-    """First 12 hex digits of a sha256 (the full value is in the JSON and the HTML title)."""
-    return value[:12] if value else "—"
 
 
 def input_status(item: InputFile) -> str:
