@@ -20,7 +20,7 @@ from emmett_valkey_matrix.report import (
     write_reports,
 )
 from emmett_valkey_matrix.report.load import read_benchmarks, read_results
-from emmett_valkey_matrix.report.servers import package_text
+from emmett_valkey_matrix.report.resources import package_text
 
 DATA = Path(__file__).parent / "data"
 X = "\N{MULTIPLICATION SIGN}"

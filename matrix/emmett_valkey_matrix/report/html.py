@@ -11,8 +11,8 @@ from html import escape
 from . import svg
 from .document import Block, Cell, Charts, Details, Document, Line, Para, Part, Pre, Row, Span, Table
 from .model import OURS, Report
+from .resources import package_text
 from .sections import document
-from .servers import package_text
 
 
 def e(value: object) -> str:
