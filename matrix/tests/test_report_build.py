@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from emmett_valkey_matrix import bench
-from emmett_valkey_matrix.report import Report, build_report, ratios
+from emmett_valkey_matrix.report import Report, benchmark_figures, build_report
 from emmett_valkey_matrix.report.load import read_benchmarks, read_results
 from emmett_valkey_matrix.report.model import BenchmarkRun, RatioRow
 
@@ -291,7 +291,7 @@ def test_check_size_run_is_not_judged(report: Report) -> None:
 def test_headline_figures_worst_case_per_server(report: Report) -> None:
     """Each target has one cell per server with figures: the worst case, missed if any case missed."""
     heads = {h.key: h for h in report.benchmark_headlines}
-    assert list(heads) == [spec.key for spec in ratios.HEADLINES]
+    assert list(heads) == [spec.key for spec in benchmark_figures.HEADLINES]
     assert all(len(h.cells) == 2 for h in heads.values())
     full = {key: h.cells[1] for key, h in heads.items()}
     assert {c.server_id for c in full.values()} == {"valkey91"}

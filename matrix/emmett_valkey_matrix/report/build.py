@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..catalogue import Entry, load_catalogue
-from . import compare, perf, ratios
+from . import benchmark_figures, compare, perf
 from .load import check_result, origin_of, recency_key
 from .model import (
     ATTEMPT_STATUSES,
@@ -241,7 +241,7 @@ def build_report(
     )
     completed = [(c.id, chosen[c.id]) for c in columns if c.status == "completed"]
     bench_docs, bench_inputs = _benchmark_inputs(benchmarks or {}, by_id, [s.id for s in servers])
-    bench_runs = ratios.runs(
+    bench_runs = benchmark_figures.runs(
         [c.id for c in columns],
         [(sid, doc, _file_name(doc, f"{sid}.json")) for sid, doc in bench_docs],
         [i.server_id for i in bench_inputs if i.status == "rejected" and i.server_id is not None],
@@ -257,7 +257,7 @@ def build_report(
         latency=perf.latency(completed),
         benchmarks=perf.benchmarks(bench_docs),
         benchmark_runs=bench_runs,
-        benchmark_headlines=ratios.headlines(bench_runs),
+        benchmark_headlines=benchmark_figures.headlines(bench_runs),
         inputs=tuple(sorted(inputs + bench_inputs, key=lambda i: (i.kind, i.status != "accepted", i.file))),
         expectations=dict(perf.EXPECTED_P99_MS),
     )
