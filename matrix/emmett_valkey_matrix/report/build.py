@@ -255,7 +255,6 @@ def build_report(
         deviations=compare.deviations(completed),
         failures=compare.failures(completed),
         latency=perf.latency(completed),
-        benchmarks=perf.benchmarks(bench_docs),
         benchmark_runs=bench_runs,
         benchmark_headlines=benchmark_figures.headlines(bench_runs),
         inputs=tuple(sorted(inputs + bench_inputs, key=lambda i: (i.kind, i.status != "accepted", i.file))),

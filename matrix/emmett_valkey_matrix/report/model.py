@@ -201,21 +201,6 @@ class LatencyRow:
     ops: tuple[OpLatency, ...]
 
 
-@dataclass(frozen=True)
-class BenchmarkRow:
-    """Median throughput of one benchmark on one server, ours beside the baseline (separate, unpaired medians).
-
-    Shown only for a benchmark file without paired figures; the ratio rows (``RatioRow``) supersede it.
-    """
-
-    server_id: str
-    group: str
-    name: str
-    ours_ops: float | None
-    baseline_ops: float | None
-    ratio: float | None
-
-
 RATIO_STATUSES = ("met", "missed", "not_judged", "no_target")
 
 
@@ -251,8 +236,8 @@ class BenchmarkRun:
     """The benchmark figures of one catalogued server, or why there are none.
 
     ``status``: ``figures`` (ratio rows below), ``no_figures`` (a pytest-benchmark file without the paired
-    figures; its median ops/s rows are in ``benchmarks``), ``rejected`` (the file was not used, see ``inputs``),
-    ``missing`` (no benchmark file). ``size``: ``full`` or ``check`` (a ``--benchmark-disable`` run, not judged).
+    figures the benchmark suite records), ``rejected`` (the file was not used, see ``inputs``), ``missing`` (no
+    benchmark file). ``size``: ``full`` or ``check`` (a ``--benchmark-disable`` run, not judged).
     """
 
     server_id: str
@@ -316,7 +301,6 @@ class Report:
     deviations: tuple[Deviation, ...]
     failures: tuple[Failure, ...]
     latency: tuple[LatencyRow, ...]
-    benchmarks: tuple[BenchmarkRow, ...]
     benchmark_runs: tuple[BenchmarkRun, ...]
     benchmark_headlines: tuple[Headline, ...]
     inputs: tuple[InputFile, ...]

@@ -311,24 +311,7 @@ def _bench_run(report: Report, run: BenchmarkRun) -> Part:
     c = t.column_of(report, run.server_id)
     title, anchor = line(*server(c)), f"bench-{c.id}"
     if run.status != "figures":
-        blocks: list[Para | Table] = [Para(line(f"{t.BENCH_STATUS[run.status]}."))]
-        legacy = [b for b in report.benchmarks if b.server_id == run.server_id]
-        if legacy:
-            rows = tuple(
-                Row(
-                    (
-                        cell(b.group),
-                        cell(Span(b.name, role="code")),
-                        cell(t.ops(b.ours_ops)),
-                        cell(t.ops(b.baseline_ops)),
-                        cell("—" if b.ratio is None else f"{b.ratio:.2f}{t.TIMES}"),
-                    )
-                )
-                for b in legacy
-            )
-            header = _header("Group", "Benchmark", f"{OURS} ops/s", f"{BASELINE} ops/s", "ours / baseline")
-            blocks.append(Table("Median operations per second (separate medians, not paired)", header, rows))
-        return Part(title, tuple(blocks), anchor=anchor)
+        return Part(title, (Para(line(f"{t.BENCH_STATUS[run.status]}.")),), anchor=anchor)
     meta = Para(line(f"{t.run_size(run.size)} · {t.run_tally(run)} · file {run.file}"), "run-meta")
     header = _header("Figure", "Case", "Value", f"q1{t.DASH}q3", "Target", "Result", "Note")
     rows = tuple(_ratio_row(r) for r in run.ratios)

@@ -133,7 +133,7 @@ RATIO_MARKS = {
 BENCH_STATUS = {
     "missing": "no benchmark file",
     "rejected": "benchmark file rejected (see the inputs)",
-    "no_figures": "no paired figures in its benchmark file (median ops/s only)",
+    "no_figures": "no paired figures in its benchmark file",
 }
 _OPS = {"<=": "≤", ">=": "≥", "<": "<"}
 TIMES = "\N{MULTIPLICATION SIGN}"
