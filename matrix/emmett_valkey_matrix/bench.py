@@ -1,4 +1,4 @@
-"""The benchmark figures the issue's targets speak of, read from a pytest-benchmark JSON (``--benchmark-json``).
+"""Benchmark figures and the targets they must meet, read from a pytest-benchmark JSON (``--benchmark-json``).
 
 Plain JSON processing: nothing here imports Emmett, the handler or a client library. The certification benchmarks
 (``certification/test_benchmarks.py``) store their paired measurements in each benchmark's ``extra_info``:
@@ -219,7 +219,7 @@ def _unpaired(doc: Mapping[str, Any], out: _Rows) -> None:
 
 
 def ratios(doc: Mapping[str, Any], server: str | None = None) -> list[Ratio]:
-    """Every figure of one pytest-benchmark document, in the order the issue lists them."""
+    """Every figure of one pytest-benchmark document, in the order of its benchmarks (see :data:`FIGURES`)."""
     sid = server or _server_of(doc)
     benches = list(_benchmarks(doc))
     judged = all(info.get("size", "full") == "full" for _, info in benches)

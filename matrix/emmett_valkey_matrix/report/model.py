@@ -182,7 +182,7 @@ class Failure:
 
 @dataclass(frozen=True)
 class OpLatency:
-    """Latency of one operation, against the original design's p99 expectation (null: none stated)."""
+    """Latency of one operation and whether its p99 stays under what is expected of it (null: no expectation)."""
 
     op: str
     n: int | None

@@ -1,4 +1,4 @@
-"""Latency against the original design's expectations, and pytest-benchmark figures."""
+"""Latency per server and handler, each operation's p99 judged against what is expected of it (``targets``)."""
 
 from __future__ import annotations
 
