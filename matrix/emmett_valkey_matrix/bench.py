@@ -1,4 +1,4 @@
-"""The benchmark figures the issue's targets speak of, read from a pytest-benchmark JSON (``--benchmark-json``).
+"""Benchmark figures and the targets they must meet, read from a pytest-benchmark JSON (``--benchmark-json``).
 
 Plain JSON processing: nothing here imports Emmett, the handler or a client library. The certification benchmarks
 (``certification/test_benchmarks.py``) store their paired measurements in each benchmark's ``extra_info``:
@@ -19,60 +19,120 @@ from __future__ import annotations
 
 import argparse
 import json
-import operator
 import sys
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-_COMPARE: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, "<": operator.lt, ">=": operator.ge}
+from .targets import (
+    ASYNC_CONCURRENCY_SPEEDUP,
+    CLEAR_SLOWEST_COMMAND_MS,
+    CLEAR_WALL_VS_KEYS_DEL,
+    CLEAR_WORST_PING_MS,
+    CONTROL,
+    GET_MANY_SPEEDUP,
+    MS,
+    OURS_VS_BASELINE,
+    OURS_VS_RAW,
+    P99_MS,
+    RATIO,
+    SET_MANY_SPEEDUP,
+    SPEEDUP,
+    Target,
+)
+
+__all__ = ["FIGURES", "Figure", "Ratio", "Target", "load", "ratios", "render", "shorten", "verdict"]
 
 
 @dataclass(frozen=True)
-class Target:
-    """A bound a figure must meet: ``value <op> limit`` (or ``|value - 1| <= limit`` for ``"±"``)."""
+class Figure:
+    """What one kind of figure is: its stable key, how it reads, its unit and the target it must meet (if any).
 
-    op: str
-    limit: float
+    ``label`` is a format string (``{tasks}``); ``beside`` names the comparison's other side when a row carries it.
+    """
 
-    def met(self, value: float) -> bool:
-        """Whether *value* meets the bound."""
-        if self.op == "±":
-            return abs(value - 1.0) <= self.limit
-        return _COMPARE[self.op](value, self.limit)
-
-    def __str__(self) -> str:
-        return f"1 ± {self.limit:g}" if self.op == "±" else f"{self.op} {self.limit:g}"
+    key: str
+    label: str
+    unit: str
+    target: Target | None = None
+    beside: str | None = None
 
 
-# The issue's targets (paired medians; latency on loopback).
-OURS_VS_RAW = Target("<=", 1.05)
-OURS_VS_BASELINE = Target("<=", 0.75)
-GET_MANY_SPEEDUP = Target(">=", 30.0)
-SET_MANY_SPEEDUP = Target(">=", 6.0)
-CLEAR_WORST_PING_MS = Target("<", 5.0)
-CLEAR_SLOWEST_COMMAND_MS = Target("<", 4.0)
-CLEAR_WALL_VS_KEYS_DEL = Target("<=", 2.0)
-ASYNC_CONCURRENCY_SPEEDUP = Target(">=", 1.3)
-P99_MS = Target("<", 1.0)
-CONTROL = Target("±", 0.02)
+#: every kind of figure by its stable key: the one home of its label, unit and target
+FIGURES: dict[str, Figure] = {
+    f.key: f
+    for f in (
+        Figure("ours_vs_raw", "ours / valkey-py", RATIO, OURS_VS_RAW),
+        Figure("ours_vs_baseline", "ours / RedisCache", RATIO, OURS_VS_BASELINE),
+        Figure("ours_vs_raw_same_timeout", "ours / valkey-py, same socket timeout", RATIO),
+        Figure("ours_vs_single_connection", "ours / one dedicated connection", RATIO),
+        Figure("baseline_vs_raw", "RedisCache / redis-py", RATIO),
+        Figure("ours_p99_ms", "ours p99 ms", MS, P99_MS),
+        Figure("baseline_p99_ms", "RedisCache p99 ms", MS),
+        Figure("parser_default_vs_python", "default parser / Python parser", RATIO),
+        Figure("get_many_speedup", "get_many speed-up (100 gets / 1 get_many)", SPEEDUP, GET_MANY_SPEEDUP),
+        Figure("get_many_vs_raw", "get_many: ours / raw MGET", RATIO),
+        Figure("set_many_speedup", "set_many speed-up (100 sets / 1 set_many)", SPEEDUP, SET_MANY_SPEEDUP),
+        Figure("set_many_vs_raw", "set_many: ours / raw pipeline", RATIO),
+        Figure("clear_worst_ping_ms", "clear: worst concurrent PING ms", MS, CLEAR_WORST_PING_MS, "KEYS+DEL"),
+        Figure("clear_slowest_command_ms", "clear: slowest server command ms", MS, CLEAR_SLOWEST_COMMAND_MS,
+               "KEYS+DEL"),
+        Figure("clear_wall_vs_keys_del", "clear: wall time / KEYS+DEL", RATIO, CLEAR_WALL_VS_KEYS_DEL),
+        Figure("async_concurrency_speedup", "{tasks} tasks / 1 sequential (speed-up)", SPEEDUP,
+               ASYNC_CONCURRENCY_SPEEDUP),
+        Figure("control", "control pair (identical clients)", RATIO, CONTROL),
+        Figure("ours_vs_baseline_unpaired", "ours / RedisCache (unpaired)", RATIO),
+    )
+}
+NOT_JUDGED = "check-size run: not judged"
 
 
 @dataclass(frozen=True)
 class Ratio:
-    """One figure of one server: what it compares, its value (with quartiles when paired) and its target."""
+    """One figure of one server: which (``key``), its value (with quartiles when paired) and whether it is met.
+
+    ``metric`` is the figure's label as shown; ``met`` is None without a target or in a check-size run; ``detail``
+    says what is particular to this measurement (``note`` adds that an unjudged figure is not judged).
+    """
 
     server: str
+    key: str
     metric: str
     case: str
     value: float
     q1: float | None = None
     q3: float | None = None
-    target: str | None = None
     met: bool | None = None
     beside: float | None = None  # the comparison's other side, e.g. the KEYS+DEL figure beside ours
-    note: str = ""
+    detail: str = ""
+
+    @property
+    def figure(self) -> Figure:
+        """The kind of figure this is."""
+        return FIGURES[self.key]
+
+    @property
+    def unit(self) -> str:
+        """``ratio``, ``speedup`` or ``ms``."""
+        return self.figure.unit
+
+    @property
+    def target(self) -> Target | None:
+        """The bound this figure must meet, or None."""
+        return self.figure.target
+
+    @property
+    def note(self) -> str:
+        """The detail, and that the figure is not judged when it has a target but came from a check-size run."""
+        unjudged = NOT_JUDGED if self.target is not None and self.met is None else ""
+        return "; ".join(part for part in (self.detail, unjudged) if part)
+
+    def as_json(self) -> dict[str, Any]:
+        """Plain JSON data: every field, the unit, the target as text and as data (``bound``) and the note."""
+        target = self.target
+        return {**asdict(self), "unit": self.unit, "target": None if target is None else str(target),
+                "bound": None if target is None else asdict(target), "note": self.note}
 
 
 def shorten(text: str, limit: int = 60) -> str:
@@ -110,18 +170,17 @@ class _Rows:
         self.server, self.judged = server, judged
         self.rows: list[Ratio] = []
 
-    def add(self, metric: str, case: str, value: float | None, target: Target | None = None, *,
-            q1: float | None = None, q3: float | None = None, beside: float | None = None, note: str = "") -> None:
+    def add(self, key: str, case: str, value: float | None, *, q1: float | None = None, q3: float | None = None,
+            beside: float | None = None, detail: str = "", label: Mapping[str, object] | None = None) -> None:
         if value is None:
             return
-        met = target.met(value) if target is not None and self.judged else None
-        if target is not None and not self.judged:
-            note = (note + "; " if note else "") + "check-size run: not judged"
-        self.rows.append(Ratio(self.server, metric, case, round(value, 4), _round(q1), _round(q3),
-                               None if target is None else str(target), met, _round(beside), note))
+        figure = FIGURES[key]
+        met = figure.target.met(value) if figure.target is not None and self.judged else None
+        self.rows.append(Ratio(self.server, key, figure.label.format(**(label or {})), case, round(value, 4),
+                               _round(q1), _round(q3), met, _round(beside), detail))
 
-    def paired(self, metric: str, case: str, pair: object, target: Target | None = None, *, invert: bool = False,
-               note: str = "") -> None:
+    def paired(self, key: str, case: str, pair: object, *, invert: bool = False, detail: str = "",
+               label: Mapping[str, object] | None = None) -> None:
         if not isinstance(pair, Mapping):
             return
         median, q1, q3 = _num(pair.get("median")), _num(pair.get("q1")), _num(pair.get("q3"))
@@ -129,7 +188,7 @@ class _Rows:
             return
         if invert:  # a speed-up: time(b) / time(a)
             median, q1, q3 = 1 / median, _inv(q3), _inv(q1)
-        self.add(metric, case, median, target, q1=q1, q3=q3, note=note)
+        self.add(key, case, median, q1=q1, q3=q3, detail=detail, label=label)
 
 
 def _inv(value: float | None) -> float | None:
@@ -155,12 +214,12 @@ def _unpaired(doc: Mapping[str, Any], out: _Rows) -> None:
             medians.setdefault(_case(bench), {})[str(info["role"])] = median
     for case, by_role in sorted(medians.items()):
         if "ours" in by_role and "baseline" in by_role:
-            out.add("ours / RedisCache (unpaired)", case, by_role["ours"] / by_role["baseline"],
-                    note="ratio of separate medians")
+            out.add("ours_vs_baseline_unpaired", case, by_role["ours"] / by_role["baseline"],
+                    detail="ratio of separate medians")
 
 
 def ratios(doc: Mapping[str, Any], server: str | None = None) -> list[Ratio]:
-    """Every figure of one pytest-benchmark document, in the order the issue lists them."""
+    """Every figure of one pytest-benchmark document, in the order of its benchmarks (see :data:`FIGURES`)."""
     sid = server or _server_of(doc)
     benches = list(_benchmarks(doc))
     judged = all(info.get("size", "full") == "full" for _, info in benches)
@@ -170,39 +229,36 @@ def ratios(doc: Mapping[str, Any], server: str | None = None) -> list[Ratio]:
         if not isinstance(pairs, Mapping):
             pairs = {}
         if op in ("get", "set") and role == "ours" and not case.startswith("parser-"):
-            out.paired("ours / valkey-py", case, pairs.get("vs_raw"), OURS_VS_RAW)
-            out.paired("ours / RedisCache", case, pairs.get("vs_baseline"), OURS_VS_BASELINE)
-            out.paired("ours / valkey-py, same socket timeout", case, pairs.get("vs_raw_same_timeout"),
-                       note="the handler's own overhead (socket_timeout=5 costs a poll per read)")
-            out.paired("ours / one dedicated connection", case, pairs.get("vs_single_connection"),
-                       note="what holding one connection per thread would change")
+            out.paired("ours_vs_raw", case, pairs.get("vs_raw"))
+            out.paired("ours_vs_baseline", case, pairs.get("vs_baseline"))
+            out.paired("ours_vs_raw_same_timeout", case, pairs.get("vs_raw_same_timeout"),
+                       detail="the handler's own overhead (socket_timeout=5 costs a poll per read)")
+            out.paired("ours_vs_single_connection", case, pairs.get("vs_single_connection"),
+                       detail="what holding one connection per thread would change")
         elif op in ("get", "set") and role == "baseline":
-            out.paired("RedisCache / redis-py", case, pairs.get("vs_raw"))
+            out.paired("baseline_vs_raw", case, pairs.get("vs_raw"))
         if op in ("get", "set") and role in ("ours", "baseline") and isinstance(info.get("latency"), Mapping):
             lat = info["latency"]
-            name = "ours" if role == "ours" else "RedisCache"
-            out.add(f"{name} p99 ms", case, _num(lat.get("p99_ms")), P99_MS if role == "ours" else None,
-                    note=f"p50 {lat.get('p50_ms')} ms, n={lat.get('n')}")
+            out.add("ours_p99_ms" if role == "ours" else "baseline_p99_ms", case, _num(lat.get("p99_ms")),
+                    detail=f"p50 {lat.get('p50_ms')} ms, n={lat.get('n')}")
         if case.startswith("parser-"):
             parsers = info.get("parser")
             parser = parsers.get("valkey-py", "?") if isinstance(parsers, Mapping) else "?"
-            out.paired("default parser / Python parser", case, pairs.get("default_vs_python_parser"),
-                       note=f"default: {parser}")
+            out.paired("parser_default_vs_python", case, pairs.get("default_vs_python_parser"),
+                       detail=f"default: {parser}")
         if op == "get_many":
-            out.paired("get_many speed-up (100 gets / 1 get_many)", case, pairs.get("vs_singles"), GET_MANY_SPEEDUP,
-                       invert=True)
-            out.paired("get_many: ours / raw MGET", case, pairs.get("vs_raw"))
+            out.paired("get_many_speedup", case, pairs.get("vs_singles"), invert=True)
+            out.paired("get_many_vs_raw", case, pairs.get("vs_raw"))
         if op == "set_many":
-            out.paired("set_many speed-up (100 sets / 1 set_many)", case, pairs.get("vs_singles"), SET_MANY_SPEEDUP,
-                       invert=True)
-            out.paired("set_many: ours / raw pipeline", case, pairs.get("vs_raw"))
+            out.paired("set_many_speedup", case, pairs.get("vs_singles"), invert=True)
+            out.paired("set_many_vs_raw", case, pairs.get("vs_raw"))
         if op == "clear":
             _clear(info, case, out)
         if op == "async_concurrency":
-            out.paired(f"{info.get('tasks', 50)} tasks / 1 sequential (speed-up)", case,
-                       pairs.get("sequential_vs_concurrent"), ASYNC_CONCURRENCY_SPEEDUP)
+            out.paired("async_concurrency_speedup", case, pairs.get("sequential_vs_concurrent"),
+                       label={"tasks": info.get("tasks", 50)})
         if role == "control":
-            out.paired("control pair (identical clients)", case, pairs.get("control"), CONTROL)
+            out.paired("control", case, pairs.get("control"))
     _unpaired(doc, out)
     return out.rows
 
@@ -213,14 +269,12 @@ def _clear(info: Mapping[str, Any], case: str, out: _Rows) -> None:
         return
     keys = f"{case} {info.get('keys', '?')} keys"
     slowest = f"ours: {ours.get('slowest_command')}; KEYS+DEL: {base.get('slowest_command')}"
-    out.add("clear: worst concurrent PING ms", keys, _num(ours.get("worst_ping_ms")), CLEAR_WORST_PING_MS,
-            beside=_num(base.get("worst_ping_ms")), note="beside: KEYS+DEL")
-    out.add("clear: slowest server command ms", keys, _num(ours.get("slowest_command_ms")), CLEAR_SLOWEST_COMMAND_MS,
-            beside=_num(base.get("slowest_command_ms")), note=slowest)
+    out.add("clear_worst_ping_ms", keys, _num(ours.get("worst_ping_ms")), beside=_num(base.get("worst_ping_ms")))
+    out.add("clear_slowest_command_ms", keys, _num(ours.get("slowest_command_ms")),
+            beside=_num(base.get("slowest_command_ms")), detail=slowest)
     wall, base_wall = _num(ours.get("wall_s")), _num(base.get("wall_s"))
     if wall and base_wall:
-        out.add("clear: wall time / KEYS+DEL", keys, wall / base_wall, CLEAR_WALL_VS_KEYS_DEL,
-                note=f"{wall:.3f} s vs {base_wall:.3f} s")
+        out.add("clear_wall_vs_keys_del", keys, wall / base_wall, detail=f"{wall:.3f} s vs {base_wall:.3f} s")
 
 
 def render(rows: Sequence[Ratio]) -> str:
@@ -233,8 +287,10 @@ def render(rows: Sequence[Ratio]) -> str:
             spread = f"{r.q1:.3f}-{r.q3:.3f}" if r.q1 is not None and r.q3 is not None else ""
             beside = f"{r.beside:.3f}" if r.beside is not None else ""
             met = {True: "yes", False: "NO", None: ""}[r.met]
+            besides = f"beside: {r.figure.beside}" if r.beside is not None and r.figure.beside else ""
+            note = "; ".join(part for part in (besides, r.note) if part)
             lines.append(f"{r.metric:<44} {r.case:<22} {r.value:>9.3f} {spread:>17} {beside:>9} "
-                         f"{r.target or '':>9}  {met:<3} {r.note}".rstrip())
+                         f"{r.target or ''!s:>9}  {met:<3} {note}".rstrip())
         lines.append("")
     return "\n".join(lines)
 
@@ -281,7 +337,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: {exc}", file=sys.stderr)
             return 2
     if args.json:
-        print(json.dumps([asdict(r) for r in rows], indent=1))
+        print(json.dumps([r.as_json() for r in rows], indent=1))
     else:
         print(render(rows))
     missed = [r for r in rows if r.met is False]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from emmett_valkey_matrix import bench
-from emmett_valkey_matrix.report import Report, build_report, ratios
+from emmett_valkey_matrix.report import Report, benchmark_figures, build_report
 from emmett_valkey_matrix.report.load import read_benchmarks, read_results
 from emmett_valkey_matrix.report.model import BenchmarkRun, RatioRow
 
@@ -208,7 +208,7 @@ def test_error_status_and_all_skipped() -> None:
 
 
 def test_latency_against_expectations(report: Report) -> None:
-    """p99 is compared with the design: GET/SET under 1 ms, pattern clear under 10 ms."""
+    """p99 is compared with what is expected on loopback: GET/SET under 1 ms, pattern clear under 10 ms."""
     rows = {(r.server_id, r.handler): {o.op: o for o in r.ops} for r in report.latency}
     assert rows[("valkey91", "ValkeyCache")]["get"].met is True
     assert rows[("redis70", "ValkeyCache")]["pattern_clear"].met is False
@@ -216,8 +216,8 @@ def test_latency_against_expectations(report: Report) -> None:
     assert ("redis72", "RedisCache") not in rows
 
 
-# a pytest-benchmark file written before the paired figures: no extra_info, median seconds only
-LEGACY_BENCH = {
+# a pytest-benchmark file without the paired figures the benchmark suite records: no extra_info, medians only
+UNPAIRED_BENCH = {
     "benchmarks": [
         {
             "group": "get",
@@ -248,7 +248,8 @@ def test_benchmark_ratios_per_server(report: Report) -> None:
     expected = bench.ratios(doc, "valkey91")
     assert len(run.ratios) == len(expected)
     assert {(r.figure, r.case, r.value, r.q1, r.q3, r.target, r.met, r.note) for r in run.ratios} == {
-        (r.metric, r.case, r.value, r.q1, r.q3, r.target, r.met, r.note) for r in expected
+        (r.metric, r.case, r.value, r.q1, r.q3, None if r.target is None else str(r.target), r.met, r.note)
+        for r in expected
     }
     raw = _row(run, "ours / valkey-py", "get-int-hit")
     assert (raw.value, raw.q1, raw.q3, raw.target, raw.met, raw.status, raw.unit, raw.headline) == (
@@ -290,7 +291,7 @@ def test_check_size_run_is_not_judged(report: Report) -> None:
 def test_headline_figures_worst_case_per_server(report: Report) -> None:
     """Each target has one cell per server with figures: the worst case, missed if any case missed."""
     heads = {h.key: h for h in report.benchmark_headlines}
-    assert list(heads) == [spec.key for spec in ratios.HEADLINES]
+    assert list(heads) == [spec.key for spec in benchmark_figures.HEADLINES]
     assert all(len(h.cells) == 2 for h in heads.values())
     full = {key: h.cells[1] for key, h in heads.items()}
     assert {c.server_id for c in full.values()} == {"valkey91"}
@@ -309,15 +310,12 @@ def test_servers_without_benchmark_figures(report: Report) -> None:
     assert len(report.benchmark_runs) == len(report.columns)
     r = _build(
         read_results(DATA / "results"),
-        benchmarks={"valkey91": LEGACY_BENCH, "redis70": {"_origin": {"file": "redis70.json", "error": "bad"}}},
+        benchmarks={"valkey91": UNPAIRED_BENCH, "redis70": {"_origin": {"file": "redis70.json", "error": "bad"}}},
     )
-    legacy = _run(r, "valkey91")
-    assert (legacy.status, legacy.size, legacy.ratios) == ("no_figures", None, ())
+    unpaired = _run(r, "valkey91")
+    assert (unpaired.status, unpaired.size, unpaired.ratios) == ("no_figures", None, ())
     assert _run(r, "redis70").status == "rejected"
     assert r.benchmark_headlines == ()
-    (get,) = r.benchmarks
-    assert (get.server_id, get.group, get.name) == ("valkey91", "get", "test_bench_get")
-    assert get.ours_ops == pytest.approx(1 / 0.000062, abs=0.1) and get.ratio == pytest.approx(66 / 62, abs=1e-3)
 
 
 def test_pure_and_deterministic(report: Report) -> None:

@@ -20,7 +20,7 @@ from emmett_valkey_matrix.report import (
     write_reports,
 )
 from emmett_valkey_matrix.report.load import read_benchmarks, read_results
-from emmett_valkey_matrix.report.servers import package_text
+from emmett_valkey_matrix.report.resources import package_text
 
 DATA = Path(__file__).parent / "data"
 X = "\N{MULTIPLICATION SIGN}"
@@ -246,25 +246,10 @@ def test_markdown_benchmark_targets(report: Report) -> None:
 
 
 def test_markdown_benchmarks_without_files() -> None:
-    """Without any benchmark file the section says so, per server; a legacy file falls back to median ops/s."""
+    """Without any benchmark file the section says so, per server."""
     results = read_results(DATA / "results")
     bare = _bench_section(render_markdown(build_report(results, None, None, generated_at=NOW)))
     assert "No benchmark figures for any server." in bare and "No benchmark file: Valkey 7.2.x (`valkey72`)" in bare
-    legacy = {
-        "benchmarks": [
-            {
-                "group": "get",
-                "name": f"test_bench_get[{h}]",
-                "params": {"handler": h},
-                "extra_info": {},
-                "stats": {"median": m},
-            }
-            for h, m in (("ValkeyCache", 0.0001), ("RedisCache", 0.0002))
-        ]
-    }
-    section = _bench_section(render_markdown(build_report(results, None, {"valkey91": legacy}, generated_at=NOW)))
-    assert "No paired figures in its benchmark file (median ops/s only): Valkey 9.1.2 (`valkey91`)." in section
-    assert f"| get | `test_bench_get` | 10,000 | 5,000 | 2.00{X} |" in section
 
 
 def test_html_benchmark_targets(report: Report) -> None:
@@ -315,6 +300,7 @@ def test_json_carries_benchmark_ratios(report: Report) -> None:
     first = runs["valkey91"]["ratios"][0]
     assert first == {
         "figure": "ours / valkey-py",
+        "key": "ours_vs_raw",
         "case": "get-int-hit",
         "unit": "ratio",
         "value": 1.0815,
@@ -322,6 +308,7 @@ def test_json_carries_benchmark_ratios(report: Report) -> None:
         "q3": 1.0909,
         "beside": None,
         "target": "<= 1.05",
+        "bound": {"op": "<=", "limit": 1.05},
         "met": False,
         "status": "missed",
         "note": "",

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from . import compare, perf, ratios
+from ..catalogue import Entry, load_catalogue
+from . import benchmark_figures, compare, perf
 from .load import check_result, origin_of, recency_key
 from .model import (
     ATTEMPT_STATUSES,
@@ -23,7 +24,6 @@ from .model import (
     Report,
     Verdict,
 )
-from .servers import Server, servers_from
 from .verdict import partial_text, unexplained, verdict_for
 
 Doc = Mapping[str, Any]
@@ -34,7 +34,7 @@ def _file_name(doc: Doc, fallback: str) -> str:
 
 
 def _select(
-    results: Sequence[Doc], servers: Mapping[str, Server], handler_version: str | None
+    results: Sequence[Doc], servers: Mapping[str, Entry], handler_version: str | None
 ) -> tuple[dict[str, Doc], dict[str, Doc], list[InputFile]]:
     """Per server id, the newest certification (else the newest attempt) and an attempt newer than it.
 
@@ -135,19 +135,20 @@ def _provenance(doc: Doc) -> Provenance | None:
     )
 
 
-def _column(server: Server, doc: Doc | None, attempt: Doc | None = None) -> Column:
+def _column(server: Entry, doc: Doc | None, attempt: Doc | None = None) -> Column:
     ours = _counts(doc, OURS)
     completed = doc is not None and doc["status"] == "completed"
     missing = tuple(s for s in SUITES if completed and _counts(doc, OURS, s).total == 0)
     provenance = _provenance(doc) if doc is not None else None
     version = provenance.version if provenance else None
+    product_name = server.product.capitalize()  # as the catalogue's Entry.display names it
     return Column(
         id=server.id,
         product=server.product,
-        product_name=server.product_name,
+        product_name=product_name,
         line=server.line,
         version=version,
-        label=f"{server.product_name} {version or server.line + '.x'}",
+        label=f"{product_name} {version}" if version else f"{server.display}.x",
         status=doc["status"] if doc is not None else "missing",
         verdict=_with_attempt(verdict_for(doc, ours, missing), attempt),
         ours=ours,
@@ -190,7 +191,7 @@ def _cell(column: Column, doc: Doc | None, suite: str, handler: str) -> Cell:
 
 
 def _benchmark_inputs(
-    benchmarks: Mapping[str, Doc], servers: Mapping[str, Server], order: Sequence[str]
+    benchmarks: Mapping[str, Doc], servers: Mapping[str, Entry], order: Sequence[str]
 ) -> tuple[list[tuple[str, Doc]], list[InputFile]]:
     usable, inputs = [], []
     for sid, doc in sorted(benchmarks.items()):
@@ -212,7 +213,7 @@ def _benchmark_inputs(
 
 def build_report(
     results: list[dict[str, Any]],
-    catalogue: Mapping[str, Any] | None,
+    catalogue: Mapping[str, Entry] | None,
     benchmarks: dict[str, dict[str, Any]] | None,
     *,
     generated_at: str,
@@ -223,12 +224,14 @@ def build_report(
     ``results`` are parsed result files (as ``load.read_results`` gives them, or built in memory); files that
     are malformed, of another schema, handler or handler version (when ``handler_version`` is given), or of
     an id not in ``catalogue`` are listed as rejected, never merged. Of two files for one id the newest wins.
+    ``catalogue`` is ``catalogue.load_catalogue()``'s mapping (id to entry, in its order: one column each); None
+    reads the packaged one.
     ``benchmarks`` maps a server id to its pytest-benchmark JSON; each usable one is turned into figures by
     ``emmett_valkey_matrix.bench.ratios`` (``benchmark_runs``, one per column) and the targets' headline figures
     across servers (``benchmark_headlines``).
     """
-    servers = servers_from(catalogue)
-    by_id = {s.id: s for s in servers}
+    by_id = dict(load_catalogue() if catalogue is None else catalogue)
+    servers = by_id.values()
     chosen, attempts, inputs = _select(results, by_id, handler_version)
     columns = tuple(_column(s, chosen.get(s.id), attempts.get(s.id)) for s in servers)
     grid = tuple(
@@ -238,7 +241,7 @@ def build_report(
     )
     completed = [(c.id, chosen[c.id]) for c in columns if c.status == "completed"]
     bench_docs, bench_inputs = _benchmark_inputs(benchmarks or {}, by_id, [s.id for s in servers])
-    bench_runs = ratios.runs(
+    bench_runs = benchmark_figures.runs(
         [c.id for c in columns],
         [(sid, doc, _file_name(doc, f"{sid}.json")) for sid, doc in bench_docs],
         [i.server_id for i in bench_inputs if i.status == "rejected" and i.server_id is not None],
@@ -252,9 +255,8 @@ def build_report(
         deviations=compare.deviations(completed),
         failures=compare.failures(completed),
         latency=perf.latency(completed),
-        benchmarks=perf.benchmarks(bench_docs),
         benchmark_runs=bench_runs,
-        benchmark_headlines=ratios.headlines(bench_runs),
+        benchmark_headlines=benchmark_figures.headlines(bench_runs),
         inputs=tuple(sorted(inputs + bench_inputs, key=lambda i: (i.kind, i.status != "accepted", i.file))),
         expectations=dict(perf.EXPECTED_P99_MS),
     )

@@ -16,8 +16,9 @@ from typing import Any
 
 import jsonschema
 
+from ..catalogue import Entry, in_line
 from .model import DISTRIBUTION, RESULTS_SCHEMA
-from .servers import Server, package_text
+from .resources import package_text
 
 ORIGIN = "_origin"
 
@@ -65,7 +66,7 @@ def origin_of(doc: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_result(
-    doc: Mapping[str, Any], servers: Mapping[str, Server], handler_version: str | None
+    doc: Mapping[str, Any], servers: Mapping[str, Entry], handler_version: str | None
 ) -> tuple[str, str] | None:
     """Why ``doc`` must not be merged, as ``(problem, detail)``, or ``None`` when it may be."""
     origin = origin_of(doc)
@@ -92,10 +93,10 @@ def check_result(
     provenance = doc.get("server")
     if doc["status"] == "completed" and isinstance(provenance, Mapping):
         version = str(provenance.get("version", ""))
-        if provenance.get("product") != server.product or not version.startswith(server.line + "."):
+        if provenance.get("product") != server.product or not in_line(version, server.line):
             return (
                 "mismatch",
-                f"{server.id} is {server.product_name} {server.line}.x but the file records "
+                f"{server.id} is {server.display}.x but the file records "
                 f"{provenance.get('product')} {version}",
             )
     return None

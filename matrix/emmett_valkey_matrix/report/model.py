@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..contract import BASELINE, DISTRIBUTION, HANDLERS, OURS, OUTCOMES, RESULTS_SCHEMA, SUITES
+from ..targets import Target
 
 REPORT_SCHEMA = "emmett-valkey-report/1"
 __all__ = ["BASELINE", "DISTRIBUTION", "HANDLERS", "OURS", "OUTCOMES", "RESULTS_SCHEMA", "SUITES"]  # and below
@@ -181,7 +182,7 @@ class Failure:
 
 @dataclass(frozen=True)
 class OpLatency:
-    """Latency of one operation, against the original design's p99 expectation (null: none stated)."""
+    """Latency of one operation and whether its p99 stays under what is expected of it (null: no expectation)."""
 
     op: str
     n: int | None
@@ -200,21 +201,6 @@ class LatencyRow:
     ops: tuple[OpLatency, ...]
 
 
-@dataclass(frozen=True)
-class BenchmarkRow:
-    """Median throughput of one benchmark on one server, ours beside the baseline (separate, unpaired medians).
-
-    Shown only for a benchmark file without paired figures; the ratio rows (``RatioRow``) supersede it.
-    """
-
-    server_id: str
-    group: str
-    name: str
-    ours_ops: float | None
-    baseline_ops: float | None
-    ratio: float | None
-
-
 RATIO_STATUSES = ("met", "missed", "not_judged", "no_target")
 
 
@@ -222,13 +208,15 @@ RATIO_STATUSES = ("met", "missed", "not_judged", "no_target")
 class RatioRow:
     """One benchmark figure of one server (``emmett_valkey_matrix.bench.Ratio``) and whether it meets its target.
 
-    ``status``: ``met`` / ``missed`` (judged against ``target``), ``not_judged`` (a check-size run: there is a
-    target but the figure is not judged), ``no_target`` (shown for information). ``unit``: ``ratio`` (time of
-    ours / time of the other side, below 1 is faster), ``speedup`` (times faster) or ``ms``. ``headline``: the
-    key of the headline figure this row counts towards, if any.
+    ``figure`` is its label and ``key`` its stable key (``bench.FIGURES``). ``status``: ``met`` / ``missed``
+    (judged against ``bound``, shown as ``target``), ``not_judged`` (a check-size run: there is a target but the
+    figure is not judged), ``no_target`` (shown for information). ``unit``: ``ratio`` (time of ours / time of the
+    other side, below 1 is faster), ``speedup`` (times faster) or ``ms``. ``headline``: the key of the headline
+    figure this row counts towards, if any.
     """
 
     figure: str
+    key: str
     case: str
     unit: str
     value: float
@@ -236,6 +224,7 @@ class RatioRow:
     q3: float | None
     beside: float | None
     target: str | None
+    bound: Target | None
     met: bool | None
     status: str
     note: str
@@ -247,8 +236,8 @@ class BenchmarkRun:
     """The benchmark figures of one catalogued server, or why there are none.
 
     ``status``: ``figures`` (ratio rows below), ``no_figures`` (a pytest-benchmark file without the paired
-    figures; its median ops/s rows are in ``benchmarks``), ``rejected`` (the file was not used, see ``inputs``),
-    ``missing`` (no benchmark file). ``size``: ``full`` or ``check`` (a ``--benchmark-disable`` run, not judged).
+    figures the benchmark suite records), ``rejected`` (the file was not used, see ``inputs``), ``missing`` (no
+    benchmark file). ``size``: ``full`` or ``check`` (a ``--benchmark-disable`` run, not judged).
     """
 
     server_id: str
@@ -282,6 +271,7 @@ class Headline:
     label: str
     unit: str
     target: str
+    bound: Target
     beside_label: str | None
     cells: tuple[HeadlineCell, ...]
 
@@ -311,7 +301,6 @@ class Report:
     deviations: tuple[Deviation, ...]
     failures: tuple[Failure, ...]
     latency: tuple[LatencyRow, ...]
-    benchmarks: tuple[BenchmarkRow, ...]
     benchmark_runs: tuple[BenchmarkRun, ...]
     benchmark_headlines: tuple[Headline, ...]
     inputs: tuple[InputFile, ...]

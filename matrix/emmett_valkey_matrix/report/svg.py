@@ -1,4 +1,4 @@
-"""Inline SVG latency charts: per operation, grouped p50/p99 bars per server with the design's expectation.
+"""Inline SVG latency charts: per operation, grouped p50/p99 bars per server and the p99 expected of it.
 
 Bars are told apart by fill *and* pattern (p50 solid, p99 hatched); a p99 over its expectation carries ``✘`` in
 its label, so nothing depends on colour alone. Styling is in ``report.css`` (classes), geometry here.
@@ -117,7 +117,7 @@ def legend() -> str:
     """Draw a small SVG legend: p50 solid, p99 hatched, expectation dashed."""
     return (
         '<svg class="legend" role="img" aria-label="legend: solid bar p50, hatched bar p99, dashed line '
-        'expected p99" viewBox="0 0 330 18" width="330" height="18" xmlns="http://www.w3.org/2000/svg">'
+        'expected p99" viewBox="0 0 240 18" width="240" height="18" xmlns="http://www.w3.org/2000/svg">'
         '<defs><pattern id="legend-hatch" width="6" height="6" patternUnits="userSpaceOnUse" '
         'patternTransform="rotate(45)"><rect class="p99-bg" width="6" height="6"/>'
         '<line class="p99-line" x1="0" y1="0" x2="0" y2="6" stroke-width="3"/></pattern></defs>'
@@ -125,5 +125,5 @@ def legend() -> str:
         '<rect class="bar p99" fill="url(#legend-hatch)" x="60" y="3" width="14" height="12"/>'
         '<text class="tick" x="78" y="13">p99</text>'
         '<line class="expect" x1="120" x2="150" y1="9" y2="9"/>'
-        '<text class="tick" x="156" y="13">expected p99 (design)</text></svg>'
+        '<text class="tick" x="156" y="13">expected p99</text></svg>'
     )

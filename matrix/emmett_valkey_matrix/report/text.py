@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..bench import FIGURES
+from ..targets import LATENCY_P99, MS, SPEEDUP, Target
 from .model import (
     CERTIFIED,
     CERTIFIED_WITH_DEVIATIONS,
@@ -19,11 +21,18 @@ from .model import (
     Counts,
     Headline,
     InputFile,
+    RatioRow,
     Report,
 )
+from .perf import OP_LABELS
 
-SHORT_VERDICTS = {CERTIFIED: "certified", CERTIFIED_WITH_DEVIATIONS: "deviations", FAILED: "failed",
-                  PARTIAL: "partial", NOT_RUN: "not run"}
+SHORT_VERDICTS = {
+    CERTIFIED: "certified",
+    CERTIFIED_WITH_DEVIATIONS: "deviations",
+    FAILED: "failed",
+    PARTIAL: "partial",
+    NOT_RUN: "not run",
+}
 VERDICT_SYMBOLS = {CERTIFIED: "✔", CERTIFIED_WITH_DEVIATIONS: "◐", FAILED: "✘", PARTIAL: "◔", NOT_RUN: "○"}
 
 # outcome -> (symbol, word); order is the order shown in a cell
@@ -47,15 +56,10 @@ SUITE_LABELS = {"async_": "async", "pattern_clear": "pattern clear"}
 HANDLER_ROLES = {"ValkeyCache": "ours", "RedisCache": "baseline"}
 
 
-def verdict_text(column: Column) -> str:
-    """``✔ certified``."""
-    return f"{VERDICT_SYMBOLS[column.verdict.code]} {column.verdict.label}"
-
-
 def counts_short(counts: Counts | None, *, not_run: bool = False) -> str:
-    """``✔ 21 · ⊘ 1``: each non-zero outcome as symbol and count; ``—`` for none, ``not run`` when not run."""
+    """``✔ 21 · ⊘ 1``: each non-zero outcome as symbol and count; ``—`` for none, ``○ not run`` when not run."""
     if counts is None:
-        return "not run" if not_run else "—"
+        return "○ not run" if not_run else "—"
     parts = [f"{sym} {getattr(counts, o)}" for o, (sym, _) in OUTCOME_SYMBOLS.items() if getattr(counts, o)]
     return " · ".join(parts) or "—"
 
@@ -85,19 +89,17 @@ def ms(value: float | None) -> str:
     return f"{value:.3g}" if value < 100 else f"{value:.0f}"
 
 
-def ops(value: float | None) -> str:
-    """Operations per second, grouped by thousands, or ``—``."""
-    return "—" if value is None else f"{value:,.0f}"
+def latency_expectations() -> str:
+    """``GET and SET under 1 ms, pattern clear under 10 ms``: the p99 bounds of ``targets.LATENCY_P99``."""
+    by_limit: dict[float, list[str]] = {}
+    for op, target in LATENCY_P99.items():
+        by_limit.setdefault(target.limit, []).append(OP_LABELS[op])
+    return ", ".join(f"{' and '.join(names)} under {ms(limit)} ms" for limit, names in by_limit.items())
 
 
 def column_of(report: Report, server_id: str) -> Column:
     """Return the column with this id."""
     return next(c for c in report.columns if c.id == server_id)
-
-
-def short_sha(value: str | None) -> str:
-    """First 12 hex digits of a sha256 (the full value is in the JSON and the HTML title)."""
-    return value[:12] if value else "—"
 
 
 def input_status(item: InputFile) -> str:
@@ -126,7 +128,7 @@ RATIO_MARKS = {
 BENCH_STATUS = {
     "missing": "no benchmark file",
     "rejected": "benchmark file rejected (see the inputs)",
-    "no_figures": "no paired figures in its benchmark file (median ops/s only)",
+    "no_figures": "no paired figures in its benchmark file",
 }
 _OPS = {"<=": "≤", ">=": "≥", "<": "<"}
 TIMES = "\N{MULTIPLICATION SIGN}"
@@ -137,9 +139,9 @@ def figure(value: float | None, unit: str) -> str:
     """Format a benchmark figure: ``1.082`` (ratio), ``22.5`` and a times sign (speed-up), ``28.4 ms``."""
     if value is None:
         return "—"
-    if unit == "ms":
+    if unit == MS:
         return f"{ms(value)} ms"
-    if unit == "speedup":
+    if unit == SPEEDUP:
         return f"{value:.1f}{TIMES}" if value >= 10 else f"{value:.2f}{TIMES}"
     return f"{value:.3f}"
 
@@ -151,15 +153,19 @@ def spread(q1: float | None, q3: float | None, unit: str) -> str:
     return f"{figure(q1, unit)}{DASH}{figure(q3, unit)}"
 
 
-def target_text(target: str | None, unit: str) -> str:
-    """``<= 1.05`` -> ``≤ 1.05``; ``>= 30`` -> ``≥ 30`` and a times sign; ``< 5`` -> ``< 5 ms``."""
-    if not target:
+def target_text(target: Target | None, unit: str) -> str:
+    """``<= 1.05`` -> ``≤ 1.05``; ``>= 30`` -> ``≥ 30`` and a times sign; ``< 5`` -> ``< 5 ms``; ``1 ± 0.02``."""
+    if target is None:
         return "—"
-    op, _, limit = target.partition(" ")
-    if op not in _OPS:
-        return target
-    suffix = {"ms": " ms", "speedup": TIMES}.get(unit, "")
-    return f"{_OPS[op]} {limit}{suffix}"
+    if target.op not in _OPS:
+        return str(target)
+    suffix = {MS: " ms", SPEEDUP: TIMES}.get(unit, "")
+    return f"{_OPS[target.op]} {target.limit:g}{suffix}"
+
+
+def beside_label(row: RatioRow) -> str:
+    """Name what a row's ``beside`` figure is (``KEYS+DEL``), from the figure's kind."""
+    return FIGURES[row.key].beside or "beside"
 
 
 def mark(status: str) -> str:
@@ -175,14 +181,6 @@ def run_size(size: str | None) -> str:
     if size == "check":
         return "check-size run (--benchmark-disable): figures shown, not judged"
     return "run size unknown"
-
-
-_SHOWN_ELSEWHERE = ("check-size run: not judged", "beside: KEYS+DEL")
-
-
-def shown_note(note: str) -> str:
-    """Drop from a figure's note what the table already says (the run's size, the KEYS+DEL figure beside)."""
-    return "; ".join(part for part in note.split("; ") if part not in _SHOWN_ELSEWHERE)
 
 
 def run_tally(run: BenchmarkRun) -> str:

@@ -16,8 +16,8 @@ Rules, first match wins:
 4. **certified**: every ``ValkeyCache`` test passed or was skipped (at least one passed). Skips are counted
    in the reason.
 
-Latency against the design's expectations is shown beside the verdict but does not change it: it measures
-the machine as much as the handler.
+Latency against what is expected of each operation (``targets.LATENCY_P99``) is shown beside the verdict but
+does not change it: it measures the machine as much as the handler.
 """
 
 from __future__ import annotations

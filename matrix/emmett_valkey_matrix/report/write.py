@@ -8,8 +8,8 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
+from ..catalogue import Entry
 from .build import build_report
 from .html import render_html
 from .jsondoc import render_json
@@ -38,7 +38,7 @@ def write_reports(
     out_dir: Path,
     *,
     benchmarks_dir: Path | None = None,
-    catalogue: Mapping[str, Any] | None = None,
+    catalogue: Mapping[str, Entry] | None = None,
     handler_version: str | None = None,
     generated_at: str | None = None,
 ) -> list[Path]:

@@ -2,110 +2,49 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .. import bench
+from ..targets import Target
 from .model import BenchmarkRun, Headline, HeadlineCell, RatioRow
 
 
 @dataclass(frozen=True)
 class _Spec:
+    """A headline: the worst case of one figure (``bench.FIGURES`` key) over the cases whose name starts so."""
+
     key: str
     label: str
-    unit: str
-    target: bench.Target
-    match: Callable[[bench.Ratio], bool]
-    beside_label: str | None = None
+    figure: str
+    case_prefix: str = ""
+
+    @property
+    def target(self) -> Target:
+        target = bench.FIGURES[self.figure].target
+        assert target is not None, self.figure  # every headline figure has a target
+        return target
 
 
-def _is(metric: str, prefix: str = "") -> Callable[[bench.Ratio], bool]:
-    return lambda r: r.metric == metric and r.case.startswith(prefix)
-
-
-def _starts(metric: str) -> Callable[[bench.Ratio], bool]:
-    return lambda r: r.metric.startswith(metric)
-
-
-def _ends(metric: str) -> Callable[[bench.Ratio], bool]:
-    return lambda r: r.metric.endswith(metric)
-
-
-# The figures the benchmark targets speak of, in the order the report shows them. Matched on the metric names
-# of ``bench.ratios`` (tests/test_report_build.py checks that a full run fills every one).
+# The figures with a target, in the order the report shows them (tests/test_report_build.py checks that a full
+# run fills every one).
 HEADLINES = (
-    _Spec("ours_vs_raw_get", "ours / valkey-py: get", "ratio", bench.OURS_VS_RAW, _is("ours / valkey-py", "get-")),
-    _Spec("ours_vs_raw_set", "ours / valkey-py: set", "ratio", bench.OURS_VS_RAW, _is("ours / valkey-py", "set-")),
-    _Spec(
-        "ours_vs_baseline_get",
-        "ours / RedisCache: get",
-        "ratio",
-        bench.OURS_VS_BASELINE,
-        _is("ours / RedisCache", "get-"),
-    ),
-    _Spec(
-        "ours_vs_baseline_set",
-        "ours / RedisCache: set",
-        "ratio",
-        bench.OURS_VS_BASELINE,
-        _is("ours / RedisCache", "set-"),
-    ),
-    _Spec(
-        "get_many_speedup",
-        "get_many speed-up (100 gets → 1 get_many)",
-        "speedup",
-        bench.GET_MANY_SPEEDUP,
-        _starts("get_many speed-up"),
-    ),
-    _Spec(
-        "set_many_speedup",
-        "set_many speed-up (100 sets → 1 set_many)",
-        "speedup",
-        bench.SET_MANY_SPEEDUP,
-        _starts("set_many speed-up"),
-    ),
-    _Spec(
-        "clear_worst_ping",
-        "clear: worst concurrent PING",
-        "ms",
-        bench.CLEAR_WORST_PING_MS,
-        _is("clear: worst concurrent PING ms"),
-        "KEYS+DEL",
-    ),
-    _Spec(
-        "clear_slowest_command",
-        "clear: longest server command",
-        "ms",
-        bench.CLEAR_SLOWEST_COMMAND_MS,
-        _is("clear: slowest server command ms"),
-        "KEYS+DEL",
-    ),
-    _Spec(
-        "clear_wall_ratio",
-        "clear: wall time / KEYS+DEL",
-        "ratio",
-        bench.CLEAR_WALL_VS_KEYS_DEL,
-        _is("clear: wall time / KEYS+DEL"),
-    ),
-    _Spec(
-        "async_speedup",
-        "async: concurrent tasks vs sequential",
-        "speedup",
-        bench.ASYNC_CONCURRENCY_SPEEDUP,
-        _ends("tasks / 1 sequential (speed-up)"),
-    ),
-    _Spec("control", "control pair (identical clients)", "ratio", bench.CONTROL, _starts("control pair")),
-    _Spec("p99_get", "GET p99 (ours)", "ms", bench.P99_MS, _is("ours p99 ms", "get-")),
-    _Spec("p99_set", "SET p99 (ours)", "ms", bench.P99_MS, _is("ours p99 ms", "set-")),
+    _Spec("ours_vs_raw_get", "ours / valkey-py: get", "ours_vs_raw", "get-"),
+    _Spec("ours_vs_raw_set", "ours / valkey-py: set", "ours_vs_raw", "set-"),
+    _Spec("ours_vs_baseline_get", "ours / RedisCache: get", "ours_vs_baseline", "get-"),
+    _Spec("ours_vs_baseline_set", "ours / RedisCache: set", "ours_vs_baseline", "set-"),
+    _Spec("get_many_speedup", "get_many speed-up (100 gets → 1 get_many)", "get_many_speedup"),
+    _Spec("set_many_speedup", "set_many speed-up (100 sets → 1 set_many)", "set_many_speedup"),
+    _Spec("clear_worst_ping", "clear: worst concurrent PING", "clear_worst_ping_ms"),
+    _Spec("clear_slowest_command", "clear: longest server command", "clear_slowest_command_ms"),
+    _Spec("clear_wall_ratio", "clear: wall time / KEYS+DEL", "clear_wall_vs_keys_del"),
+    _Spec("async_speedup", "async: concurrent tasks vs sequential", "async_concurrency_speedup"),
+    _Spec("control", "control pair (identical clients)", "control"),
+    _Spec("p99_get", "GET p99 (ours)", "ours_p99_ms", "get-"),
+    _Spec("p99_set", "SET p99 (ours)", "ours_p99_ms", "set-"),
 )
 _ORDER = {spec.key: i for i, spec in enumerate(HEADLINES)}
-
-
-def _unit(metric: str) -> str:
-    if metric.endswith(" ms"):
-        return "ms"
-    return "speedup" if "speed-up" in metric else "ratio"
 
 
 def _status(ratio: bench.Ratio) -> str:
@@ -114,10 +53,6 @@ def _status(ratio: bench.Ratio) -> str:
     if ratio.met is None:
         return "not_judged"
     return "met" if ratio.met else "missed"
-
-
-def _headline_of(ratio: bench.Ratio) -> str | None:
-    return next((spec.key for spec in HEADLINES if spec.match(ratio)), None)
 
 
 def size_of(doc: Mapping[str, Any]) -> str | None:
@@ -132,20 +67,26 @@ def size_of(doc: Mapping[str, Any]) -> str | None:
     return "full" if all(size == "full" for size in sizes) else "check"
 
 
+def _headline_of(ratio: bench.Ratio) -> str | None:
+    return next((s.key for s in HEADLINES if s.figure == ratio.key and ratio.case.startswith(s.case_prefix)), None)
+
+
 def _rows(doc: Mapping[str, Any], server_id: str) -> tuple[RatioRow, ...]:
     rows = [
         RatioRow(
             figure=r.metric,
+            key=r.key,
             case=r.case,
-            unit=_unit(r.metric),
+            unit=r.unit,
             value=r.value,
             q1=r.q1,
             q3=r.q3,
             beside=r.beside,
-            target=r.target,
+            target=None if r.target is None else str(r.target),
+            bound=r.target,
             met=r.met,
             status=_status(r),
-            note=r.note,
+            note=r.detail,
             headline=_headline_of(r),
         )
         for r in bench.ratios(doc, server_id)
@@ -218,9 +159,10 @@ def headlines(benchmark_runs: Sequence[BenchmarkRun]) -> tuple[Headline, ...]:
         Headline(
             key=spec.key,
             label=spec.label,
-            unit=spec.unit,
+            unit=bench.FIGURES[spec.figure].unit,
             target=str(spec.target),
-            beside_label=spec.beside_label,
+            bound=spec.target,
+            beside_label=bench.FIGURES[spec.figure].beside,
             cells=tuple(_cell(spec, run) for run in with_figures),
         )
         for spec in HEADLINES

@@ -1,0 +1,64 @@
+"""What the handler is expected to achieve, as numbers: one home for every limit.
+
+``bench`` judges the benchmark figures against these; the report's latency table and charts judge p99 samples of
+the certification run against :data:`LATENCY_P99`. Each limit says why it is what it is.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from dataclasses import dataclass
+
+_COMPARE: dict[str, Callable[[float, float], bool]] = {"<=": operator.le, "<": operator.lt, ">=": operator.ge}
+
+#: how a figure is read: a time ratio (time of ours / time of the other side, below 1 is faster), a speed-up
+#: (times faster) or milliseconds
+RATIO, SPEEDUP, MS = "ratio", "speedup", "ms"
+UNITS = (RATIO, SPEEDUP, MS)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A bound a figure must meet: ``value <op> limit`` (or ``|value - 1| <= limit`` for ``"±"``)."""
+
+    op: str  # "<=", "<", ">=" or "±"
+    limit: float
+
+    def met(self, value: float) -> bool:
+        """Whether *value* meets the bound."""
+        if self.op == "±":
+            return abs(value - 1.0) <= self.limit
+        return _COMPARE[self.op](value, self.limit)
+
+    def __str__(self) -> str:
+        return f"1 ± {self.limit:g}" if self.op == "±" else f"{self.op} {self.limit:g}"
+
+
+# Paired medians of the benchmark suite (time ratios unless a speed-up), measured on loopback.
+#: the handler adds at most 5% to valkey-py doing the same work: its own code is a thin layer over the client
+OURS_VS_RAW = Target("<=", 1.05)
+#: and is at least a quarter faster than Emmett's RedisCache, the handler it replaces
+OURS_VS_BASELINE = Target("<=", 0.75)
+#: one get_many of 100 keys (one MGET round trip) is at least 30 times faster than 100 single gets
+GET_MANY_SPEEDUP = Target(">=", 30.0)
+#: one set_many of 100 keys (one pipeline) is at least 6 times faster than 100 single sets (each SET still runs)
+SET_MANY_SPEEDUP = Target(">=", 6.0)
+#: clearing a pattern never stalls other clients: a concurrent PING is answered within 5 ms throughout
+CLEAR_WORST_PING_MS = Target("<", 5.0)
+#: no single server command of a pattern clear (SCAN, UNLINK batch) runs for 4 ms or longer
+CLEAR_SLOWEST_COMMAND_MS = Target("<", 4.0)
+#: clearing in small non-blocking batches takes at most twice the wall time of one blocking KEYS + DEL
+CLEAR_WALL_VS_KEYS_DEL = Target("<=", 2.0)
+#: concurrent asyncio tasks overlap their round trips: at least 1.3 times faster than the same calls one by one
+ASYNC_CONCURRENCY_SPEEDUP = Target(">=", 1.3)
+#: two identical clients measured against each other land within 2% of 1: the noise floor of the pairing
+CONTROL = Target("±", 0.02)
+
+# Latency of single calls, per operation.
+#: a cache on loopback answers GET and SET within 1 ms at p99
+P99_MS = Target("<", 1.0)
+#: clearing a prefix of 1,000 keys finishes within 10 ms at p99 (it walks the keyspace in SCAN batches)
+PATTERN_CLEAR_P99_MS = Target("<", 10.0)
+#: operation -> the bound its p99 (ms) must meet; operations not named have no expectation
+LATENCY_P99: dict[str, Target] = {"get": P99_MS, "set": P99_MS, "pattern_clear": PATTERN_CLEAR_P99_MS}
