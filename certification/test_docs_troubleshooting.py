@@ -186,7 +186,7 @@ def closed_port() -> int:
 @pytest.mark.faults
 def test_connection_refused(handlers: Handlers, warnings_logged: Callable[[], list[str]]) -> None:
     port = closed_port()
-    strict, soft = handlers(port=port), handlers(port=port, on_error="miss")
+    strict, soft = handlers(host="127.0.0.1", port=port), handlers(host="127.0.0.1", port=port, on_error="miss")
     seen = [raised(lambda: strict.get("k")), araised(strict, lambda: strict.aget("k"))]
     assert (soft.get("k"), soft.set("k", 1), soft.stats()["errors"]) == (None, False, 2)
     check_documented("Connection refused", seen + warnings_logged(), None)
