@@ -113,7 +113,7 @@ class ValkeyCache(CacheHandler):
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> ValkeyCache:
-        """Build a handler from ``VALKEY_*`` variables (see the README); keyword arguments override them."""
+        """Build a handler from ``VALKEY_*`` variables (docs/configuration.md); keyword arguments override them."""
         settings = settings_from_env(environ)
         settings.update(overrides)
         return cls(**settings)

@@ -8,7 +8,7 @@ from typing import Any
 
 from .durations import check_seconds
 
-#: variable -> (constructor argument, default shown in the README)
+#: variable -> (constructor argument, default shown in docs/configuration.md, which a test keeps in step)
 ENV_VARIABLES: dict[str, tuple[str, str]] = {
     "VALKEY_URL": ("url", "unset (host/port/db are used)"),
     "VALKEY_HOST": ("host", "localhost"),
