@@ -135,12 +135,14 @@ def stress_process(host: str, port: int, prefix: str, process: int, threads: int
         cache.close()
 
 
-def clear_writer(host: str, port: int, our_prefix: str, other_prefix: str, progress: Any, stop: Any,
+def clear_writer(host: str, port: int, our_prefix: str, other_prefix: str, progress: Any, allowance: Any, stop: Any,
                  seconds: float) -> None:
     """Child body: write ``live:<n>`` under our prefix and ``o:<n>`` under another, 25 of each per round trip.
 
-    ``progress`` (a shared int) is the number of rounds the server acknowledged: keys ``0 .. progress*25 - 1`` of both
-    prefixes were written before it was read.
+    ``progress`` (a shared int) is how many keys of each prefix the server has acknowledged: keys ``0 .. progress - 1``
+    of both prefixes were written before it was read. The writer writes while ``progress < allowance`` (a shared int
+    the test raises, a multiple of 25) and waits otherwise, so the test decides when writes happen and how many; it
+    ends when ``stop`` is set, or after *seconds* (a safety net should the test die without setting it).
     """
     from emmett_valkey import ValkeyCache
 
@@ -149,7 +151,10 @@ def clear_writer(host: str, port: int, our_prefix: str, other_prefix: str, progr
     deadline = time.monotonic() + seconds
     n = 0
     try:
-        while not stop.is_set() and time.monotonic() < deadline and n < 100_000:
+        while not stop.is_set() and time.monotonic() < deadline:
+            if n >= allowance.value:
+                stop.wait(0.002)  # wakes at once when stopped
+                continue
             batch = range(n, n + 25)
             ours.set_many({f"live:{i}": i for i in batch}, 120)
             other.set_many({f"o:{i}": i for i in batch}, 120)
