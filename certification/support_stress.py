@@ -122,8 +122,11 @@ def run_threads(caches: list[tuple[Any, str, str]], ops: int, seconds: float) ->
 
 
 def stress_process(host: str, port: int, prefix: str, process: int, threads: int, ops: int, seconds: float,
-                   client_name: str, results: Any) -> None:
-    """Child body: one ValkeyCache with a pool of 2 (pool_timeout 5 s) shared by *threads* workers."""
+                   client_name: str, results: Any, seen: Any = None) -> None:
+    """Child body: one ValkeyCache with a pool of 2 (pool_timeout 5 s) shared by *threads* workers.
+
+    With *seen* (an event), its connections stay open after the workload until the parent has seen them (or 60 s).
+    """
     from emmett_valkey import ValkeyCache
 
     cache = ValkeyCache(host=host, port=port, prefix=prefix, max_connections=2, pool_timeout=5,
@@ -131,6 +134,8 @@ def stress_process(host: str, port: int, prefix: str, process: int, threads: int
     try:
         caches = [(cache, f"p{process}t{t}", "ValkeyCache") for t in range(threads)]
         results.put([vars(r) for r in run_threads(caches, ops, seconds)])
+        if seen is not None:
+            seen.wait(60)
     finally:
         cache.close()
 
