@@ -10,8 +10,10 @@ Documented errors of a bounded pool (valkey-py's, passed through by ValkeyCache,
 - ``max_connections`` with ``pool_timeout`` (a BlockingConnectionPool): the operation waits up to ``pool_timeout``
   seconds for a connection, then ``valkey.ConnectionError("No connection available.")``.
 
-In the mixed workloads the pool waits up to 5 s while every operation takes milliseconds, so neither may occur there:
-they must end with no error at all.
+In the mixed workloads the pool waits up to 5 s while every operation takes milliseconds, and the workers of a pool run
+in lockstep rounds (``support_stress.Rounds``): no worker can run ahead and keep taking connections back while another
+waits, so a waiting worker is served by the connections the others give back. Neither error may occur there: they
+must end with no error at all.
 """
 
 from __future__ import annotations
