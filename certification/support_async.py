@@ -1,9 +1,11 @@
-"""Tools of the async suite: a loopback proxy that delays the server's replies, and an event-loop lag meter.
+"""Tools of the async suite: a loopback proxy that delays (or holds) the server's replies, and an event-loop lag meter.
 
 ``DelayProxy`` runs on its own thread with its own event loop, so a client that blocks the test's loop cannot stall
 it: every chunk the server sends is held for ``delay`` seconds (chunks keep their order and are not serialized behind
-each other), while the client's bytes pass at once. ``LoopLag`` ticks on the test's loop and keeps the longest gap
-between ticks beyond the tick interval: what a blocking call inside a coroutine costs every other task.
+each other), while the client's bytes pass at once. With :meth:`DelayProxy.hold` a chunk is then also held at a gate
+until the test releases it, so that "the reply has not arrived yet" is a fact the test controls, not a race it hopes
+to win. ``LoopLag`` ticks on the test's loop and keeps the longest gap between ticks beyond the tick interval: what a
+blocking call inside a coroutine costs every other task.
 """
 
 from __future__ import annotations
@@ -29,6 +31,12 @@ class DelayProxy:
         self._lock = threading.Lock()
         self._replies = 0
         self._accepted = 0
+        self._holding = False  # the gate: while True, every chunk waits for release() (or the fallback)
+        self._fallback: float | None = None
+        self._held = 0
+        self._released = 0
+        self._forced = 0
+        self._waiters: list[asyncio.Future[bool]] = []  # the held chunks' gates (the proxy loop's only)
         self._ready = threading.Event()
         self._error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -46,6 +54,56 @@ class DelayProxy:
         """How many client connections the proxy has accepted."""
         with self._lock:
             return self._accepted
+
+    @property
+    def held(self) -> int:
+        """How many chunks are waiting at the gate right now."""
+        with self._lock:
+            return self._held
+
+    @property
+    def released(self) -> int:
+        """How many chunks passed the gate because :meth:`release` let them."""
+        with self._lock:
+            return self._released
+
+    @property
+    def forced(self) -> int:
+        """How many chunks passed the gate because nobody released them within the fallback."""
+        with self._lock:
+            return self._forced
+
+    def hold(self, fallback: float | None = None) -> None:
+        """Close the gate: from now on every chunk (after its delay) waits until :meth:`release` or :meth:`open`.
+
+        With *fallback* seconds, a chunk nobody released by then passes anyway, is counted in :attr:`forced`, and the
+        gate opens for good: a client that cannot run the code that would release it (it blocks the loop that code
+        runs on) still gets its replies, and the test sees that it did not.
+        """
+        with self._lock:
+            self._holding, self._fallback = True, fallback
+
+    def release(self) -> None:
+        """Let the chunks held at the gate right now pass (the gate stays closed for the next ones)."""
+        self._call(lambda: self._wake(True))
+
+    def open(self) -> None:
+        """Open the gate for good, letting every held chunk pass."""
+        with self._lock:
+            self._holding = False
+        self._call(lambda: self._wake(False))
+
+    def _call(self, fn: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop already finished
+                loop.call_soon_threadsafe(fn)
+
+    def _wake(self, released: bool) -> None:
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(released)
 
     def start(self, timeout: float = 5.0) -> DelayProxy:
         self._thread.start()
@@ -159,8 +217,7 @@ class DelayProxy:
             pass
         held.put_nowait((loop.time() + self.delay, _STOP))
 
-    @staticmethod
-    async def _release(held: asyncio.Queue[Any], writer: asyncio.StreamWriter) -> None:
+    async def _release(self, held: asyncio.Queue[Any], writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()
         with contextlib.suppress(OSError):
             while True:
@@ -168,8 +225,32 @@ class DelayProxy:
                 await asyncio.sleep(max(0.0, due - loop.time()))
                 if chunk is _STOP:
                     return
+                await self._gate(loop)
                 writer.write(chunk)
                 await writer.drain()
+
+    async def _gate(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            if not self._holding:
+                return
+            fallback = self._fallback
+            self._held += 1
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiters.append(waiter)
+        try:
+            released = await asyncio.wait_for(asyncio.shield(waiter), fallback)
+        except asyncio.TimeoutError:
+            with self._lock:
+                self._forced += 1
+                self._holding = False
+            self._wake(False)
+        else:
+            if released:
+                with self._lock:
+                    self._released += 1
+        finally:
+            with self._lock:
+                self._held -= 1
 
 
 class LoopLag:

@@ -51,20 +51,61 @@ class WorkerReport:
     corrupt: list[str] = field(default_factory=list)
 
 
-def work(cache: Any, writer: str, kind: str, ops: int, seconds: float, start: threading.Barrier | None) -> WorkerReport:
+class Rounds:
+    """Lockstep for a group of worker threads: one operation each per round, a round begins when all have ended theirs.
+
+    A bounded pool is not fair: a thread that has just put a connection back can take it again before a waiting
+    thread wakes up. Running free, a worker can do that over and over, and on a busy machine (the waiter scheduled
+    late each time) leave another waiting longer than ``pool_timeout``: "No connection available", an error that
+    says how the machine was loaded, not what the handler does. In lockstep a worker that has done its operation
+    waits for the round instead, so every waiter of a round is served by the connections the others give back.
+
+    The rounds end after the workers' *ops*, or at the first round that begins more than *seconds* after the first
+    did: decided once for all of them, by the last worker to arrive.
+    """
+
+    def __init__(self, parties: int, seconds: float, timeout: float = 60.0) -> None:
+        self.seconds, self.timeout = seconds, timeout
+        self.deadline: float | None = None
+        self.over = False
+        self.barrier = threading.Barrier(parties, action=self._begin)
+
+    def _begin(self) -> None:
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + self.seconds
+        elif now > self.deadline:
+            self.over = True
+
+    def next(self) -> bool:
+        """Wait until every worker has ended the round; False once the workload is over.
+
+        Raises ``threading.BrokenBarrierError`` if a worker has not ended its round within *timeout* seconds.
+        """
+        self.barrier.wait(timeout=self.timeout)
+        return not self.over
+
+
+def work(cache: Any, writer: str, kind: str, ops: int, seconds: float, rounds: Rounds | None) -> WorkerReport:
     """Run at most *ops* mixed operations for at most *seconds* on *cache*; never raises, reports instead.
 
+    With *rounds*, one operation per round (which also decides when the time is up), else free running.
     ValkeyCache workers get, set, get_many, get_or_set, incr and clear a pattern; RedisCache workers (the
     baseline) only get, set, get_or_set and clear a single key, the operations it has.
     """
     rnd = random.Random(writer)
     report = WorkerReport(writer, kind)
     ours = kind == "ValkeyCache"
-    if start is not None:
-        start.wait(timeout=30)
     deadline = time.monotonic() + seconds
     for seq in range(ops):
-        if time.monotonic() > deadline:
+        if rounds is not None:
+            try:
+                if not rounds.next():
+                    break
+            except threading.BrokenBarrierError:
+                report.errors.append(f"a worker did not end its round within {rounds.timeout} s")
+                break
+        elif time.monotonic() > deadline:
             break
         key = f"k:{rnd.randrange(SHARED_SLOTS)}"
         roll = rnd.random()
@@ -105,12 +146,12 @@ def _check(report: WorkerReport, key: str, value: Any) -> None:
 
 
 def run_threads(caches: list[tuple[Any, str, str]], ops: int, seconds: float) -> list[WorkerReport]:
-    """One thread per ``(cache, writer, kind)``, started together; returns their reports once all have ended."""
-    barrier = threading.Barrier(len(caches))
+    """One thread per ``(cache, writer, kind)``, in lockstep rounds; returns their reports once all have ended."""
+    rounds = Rounds(len(caches), seconds)
     reports: list[WorkerReport | None] = [None] * len(caches)
 
     def target(i: int, cache: Any, writer: str, kind: str) -> None:
-        reports[i] = work(cache, writer, kind, ops, seconds, barrier)
+        reports[i] = work(cache, writer, kind, ops, seconds, rounds)
 
     threads = [threading.Thread(target=target, args=(i, *c), daemon=True) for i, c in enumerate(caches)]
     for t in threads:
@@ -122,8 +163,11 @@ def run_threads(caches: list[tuple[Any, str, str]], ops: int, seconds: float) ->
 
 
 def stress_process(host: str, port: int, prefix: str, process: int, threads: int, ops: int, seconds: float,
-                   client_name: str, results: Any) -> None:
-    """Child body: one ValkeyCache with a pool of 2 (pool_timeout 5 s) shared by *threads* workers."""
+                   client_name: str, results: Any, seen: Any = None) -> None:
+    """Child body: one ValkeyCache with a pool of 2 (pool_timeout 5 s) shared by *threads* workers.
+
+    With *seen* (an event), its connections stay open after the workload until the parent has seen them (or 60 s).
+    """
     from emmett_valkey import ValkeyCache
 
     cache = ValkeyCache(host=host, port=port, prefix=prefix, max_connections=2, pool_timeout=5,
@@ -131,16 +175,20 @@ def stress_process(host: str, port: int, prefix: str, process: int, threads: int
     try:
         caches = [(cache, f"p{process}t{t}", "ValkeyCache") for t in range(threads)]
         results.put([vars(r) for r in run_threads(caches, ops, seconds)])
+        if seen is not None:
+            seen.wait(60)
     finally:
         cache.close()
 
 
-def clear_writer(host: str, port: int, our_prefix: str, other_prefix: str, progress: Any, stop: Any,
+def clear_writer(host: str, port: int, our_prefix: str, other_prefix: str, progress: Any, allowance: Any, stop: Any,
                  seconds: float) -> None:
     """Child body: write ``live:<n>`` under our prefix and ``o:<n>`` under another, 25 of each per round trip.
 
-    ``progress`` (a shared int) is the number of rounds the server acknowledged: keys ``0 .. progress*25 - 1`` of both
-    prefixes were written before it was read.
+    ``progress`` (a shared int) is how many keys of each prefix the server has acknowledged: keys ``0 .. progress - 1``
+    of both prefixes were written before it was read. The writer writes while ``progress < allowance`` (a shared int
+    the test raises, a multiple of 25) and waits otherwise, so the test decides when writes happen and how many; it
+    ends when ``stop`` is set, or after *seconds* (a safety net should the test die without setting it).
     """
     from emmett_valkey import ValkeyCache
 
@@ -149,7 +197,10 @@ def clear_writer(host: str, port: int, our_prefix: str, other_prefix: str, progr
     deadline = time.monotonic() + seconds
     n = 0
     try:
-        while not stop.is_set() and time.monotonic() < deadline and n < 100_000:
+        while not stop.is_set() and time.monotonic() < deadline:
+            if n >= allowance.value:
+                stop.wait(0.002)  # wakes at once when stopped
+                continue
             batch = range(n, n + 25)
             ours.set_many({f"live:{i}": i for i in batch}, 120)
             other.set_many({f"o:{i}": i for i in batch}, 120)

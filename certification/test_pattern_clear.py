@@ -245,31 +245,96 @@ def test_async_pattern_clear_full_scan_loop(server: Any, raw: valkey.Valkey, key
     assert count(raw, key_prefix + "a:") == 0 and count(raw, key_prefix + "b:") == 500
 
 
-def test_clear_while_another_process_writes(app: Any, server: Any, raw: valkey.Valkey, key_prefix: str) -> None:
-    """clear() under a concurrent writer process deletes all our keys written before it, and none of another prefix."""
+WRITER_BEFORE = 500  # keys of each prefix the writer has written when clear() starts (it then waits)
+WRITER_DURING = 500  # keys of each prefix it must write while clear() is paused after its first read
+WRITER_AHEAD = 1000  # how far past that pause it may go on writing while clear() walks the rest of the keyspace
+WRITER_DEADLINE = 60.0  # seconds a wait on the writer may take before the test fails (a bound, never a proof)
+
+
+def wait_for_progress(progress: Any, target: int, proc: Any, what: str) -> int:
+    """Poll the writer's *progress* until it reaches *target*; fail if the writer dies or the deadline passes."""
+    deadline = time.monotonic() + WRITER_DEADLINE
+    while (done := progress.value) < target:
+        assert proc.is_alive(), f"the writer process died (exit code {proc.exitcode}) before {what}"
+        assert time.monotonic() < deadline, f"the writer wrote {done} of {target} keys {what} in {WRITER_DEADLINE} s"
+        time.sleep(0.002)
+    return done
+
+
+def pause_after_first_read(app: Any, monkeypatch: pytest.MonkeyPatch, on_pause: Any) -> dict[str, int]:
+    """Run *on_pause* inside app.clear(), after its first read of the keyspace and before it deletes anything.
+
+    ValkeyCache: after its first SCAN page (scan_count 100, so the walk has many pages left); RedisCache: after its
+    KEYS, before its DEL. Returns counters of the reads and of the deletes sent after the pause.
+    """
+    if isinstance(app, ValkeyCache):
+        app.scan_count = 100
+        client, read, delete = app.client, "scan", "unlink"  # the calling thread's client, the one clear() uses
+    else:
+        client, read, delete = app._cache, "keys", "delete"
+    seen = {"reads": 0, "deletes_after_pause": 0, "cursor_after_pause": -1}
+    original_read, original_delete = getattr(client, read), getattr(client, delete)
+
+    def read_then_pause(*args: Any, **kwargs: Any) -> Any:
+        reply = original_read(*args, **kwargs)
+        seen["reads"] += 1
+        if seen["reads"] == 1:
+            if read == "scan":
+                seen["cursor_after_pause"] = int(reply[0])  # 0 would mean the walk ends here: nothing left to overlap
+            on_pause()
+        return reply
+
+    def counted_delete(*args: Any, **kwargs: Any) -> Any:
+        if seen["reads"]:
+            seen["deletes_after_pause"] += 1
+        return original_delete(*args, **kwargs)
+
+    monkeypatch.setattr(client, read, read_then_pause)
+    monkeypatch.setattr(client, delete, counted_delete)
+    return seen
+
+
+def test_clear_while_another_process_writes(app: Any, server: Any, raw: valkey.Valkey, key_prefix: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """clear() under a concurrent writer process deletes all our keys written before it, and none of another prefix.
+
+    Overlap is made, not hoped for: the writer waits with WRITER_BEFORE keys written; clear() starts, and after its
+    first read of the keyspace it waits until the writer has written WRITER_DURING more, then carries on (the writer
+    too, up to WRITER_AHEAD more) while clear() deletes and walks the rest.
+    """
     ours, other = key_prefix + "app:", key_prefix + "other:"
     pre = write(raw, (f"{ours}pre:{i}" for i in range(8000)))
     ctx = multiprocessing.get_context("spawn")
-    progress, stop = ctx.Value("q", 0), ctx.Event()
-    proc = ctx.Process(target=clear_writer, args=(server.host, server.port, ours, other, progress, stop, 20.0))
+    progress, allowance, stop = ctx.Value("q", 0), ctx.Value("q", WRITER_BEFORE), ctx.Event()
+    proc = ctx.Process(target=clear_writer,
+                       args=(server.host, server.port, ours, other, progress, allowance, stop, 180.0))
+    window: dict[str, int] = {}
+
+    def writer_writes_during_clear() -> None:
+        window["start"] = mark = progress.value
+        allowance.value = mark + WRITER_AHEAD
+        window["end"] = wait_for_progress(progress, mark + WRITER_DURING, proc, "while clear() ran")
+
+    seen = pause_after_first_read(app, monkeypatch, writer_writes_during_clear)
     proc.start()
     try:
-        deadline = time.monotonic() + 15
-        while progress.value < 500 and proc.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.005)
-        before = progress.value
-        assert before >= 500, "the writer process did not get going"
+        before = wait_for_progress(progress, WRITER_BEFORE, proc, "before clear()")
+        assert before == WRITER_BEFORE, "the writer went past its allowance"
         app.clear()
-        during = progress.value
+        during = window.get("end", before)
     finally:
         stop.set()
-        proc.join(timeout=15)
+        proc.join(timeout=30)
         if proc.is_alive():
             proc.kill()
             proc.join(5)
     assert proc.exitcode == 0
     total = progress.value
     assert during > before, "the writer wrote nothing while clear() ran: the test proved no concurrency"
+    assert window["start"] == before and during >= before + WRITER_DURING
+    assert seen["deletes_after_pause"] >= 1, "clear() deleted nothing after the writes it was paused for"
+    if isinstance(app, ValkeyCache):
+        assert seen["cursor_after_pause"] != 0 and seen["reads"] >= 2, "clear() did not scan on after the writes"
     assert count(raw, ours + "pre:") == 0, f"clear() left some of the {pre} keys written before it"
     assert existing(raw, [f"{ours}live:{i}" for i in range(before)]) == 0, "clear() left keys written before it"
     assert existing(raw, [f"{other}o:{i}" for i in range(total)]) == total == count(raw, other)

@@ -10,8 +10,10 @@ Documented errors of a bounded pool (valkey-py's, passed through by ValkeyCache,
 - ``max_connections`` with ``pool_timeout`` (a BlockingConnectionPool): the operation waits up to ``pool_timeout``
   seconds for a connection, then ``valkey.ConnectionError("No connection available.")``.
 
-In the mixed workloads the pool waits up to 5 s while every operation takes milliseconds, so neither may occur there:
-they must end with no error at all.
+In the mixed workloads the pool waits up to 5 s while every operation takes milliseconds, and the workers of a pool run
+in lockstep rounds (``support_stress.Rounds``): no worker can run ahead and keep taking connections back while another
+waits, so a waiting worker is served by the connections the others give back. Neither error may occur there: they
+must end with no error at all.
 """
 
 from __future__ import annotations
@@ -42,17 +44,25 @@ def client_name(key_prefix: str) -> str:
 
 
 class ConnectionSampler:
-    """Samples CLIENT LIST every 10 ms in a thread and keeps the most connections seen with one client name."""
+    """Samples CLIENT LIST every 10 ms in a thread and keeps the most connections seen with one client name.
 
-    def __init__(self, raw: valkey.Valkey, name: str) -> None:
-        self.raw, self.name, self.most = raw, name, 0
+    It samples once more after being stopped, and sets *seen* (an event) once it has seen a connection: whoever owns
+    the connections keeps them open until then, so that the sampler seeing them is made sure of, not left to timing.
+    """
+
+    def __init__(self, raw: valkey.Valkey, name: str, seen: Any = None) -> None:
+        self.raw, self.name, self.most, self.seen = raw, name, 0, seen
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            seen = sum(1 for c in self.raw.client_list() if c.get("name") == self.name)
-            self.most = max(self.most, seen)
+        while True:
+            last = self._stop.is_set()
+            self.most = max(self.most, sum(1 for c in self.raw.client_list() if c.get("name") == self.name))
+            if self.most and self.seen is not None:
+                self.seen.set()
+            if last:
+                return
             self._stop.wait(0.01)
 
     def __enter__(self) -> ConnectionSampler:
@@ -104,10 +114,11 @@ def test_processes_and_threads_on_small_pools(server: Any, key_prefix: str, raw:
     ctx = multiprocessing.get_context("spawn")
     results = ctx.Queue()
     names = [client_name(key_prefix + str(p)) for p in range(3)]
+    seen = [ctx.Event() for _ in range(3)]  # each child keeps its connections open until its sampler has seen them
     procs = [ctx.Process(target=stress_process,
-                         args=(server.host, server.port, key_prefix, p, 4, OPS, SECONDS, names[p], results))
+                         args=(server.host, server.port, key_prefix, p, 4, OPS, SECONDS, names[p], results, seen[p]))
              for p in range(3)]
-    samplers = [ConnectionSampler(raw, n) for n in names]
+    samplers = [ConnectionSampler(raw, n, e) for n, e in zip(names, seen, strict=True)]
     for s in samplers:
         s.__enter__()
     try:
@@ -191,11 +202,21 @@ def test_pool_timeout_fails_after_waiting(bounded: ValkeyCache) -> None:
 
 
 @pytest.mark.parametrize("bounded", [{"max_connections": 1, "pool_timeout": 5}], indirect=True)
-def test_waiting_operation_proceeds_when_released(bounded: ValkeyCache) -> None:
+def test_waiting_operation_proceeds_when_released(bounded: ValkeyCache, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the only connection held, an operation waits (no error) and completes once the connection is released."""
     pool = bounded.client.connection_pool
     held = hold_all(bounded, 1)
     outcome: list[Any] = []
+    # the operation is known to be waiting once it has asked the pool's (empty) queue for a connection
+    waiting, empty_when_asked = threading.Event(), []
+    queue_get = pool.pool.get
+
+    def observed_get(*args: Any, **kwargs: Any) -> Any:
+        empty_when_asked.append(pool.pool.empty())
+        waiting.set()
+        return queue_get(*args, **kwargs)
+
+    monkeypatch.setattr(pool.pool, "get", observed_get)
 
     def wait_and_compute() -> None:
         try:
@@ -206,7 +227,8 @@ def test_waiting_operation_proceeds_when_released(bounded: ValkeyCache) -> None:
     worker = threading.Thread(target=wait_and_compute, daemon=True)
     worker.start()
     try:
-        worker.join(timeout=0.3)
+        assert waiting.wait(timeout=30), f"the operation did not ask the pool for a connection: {outcome}"
+        assert empty_when_asked[0], "the held connection was back in the pool"
         assert worker.is_alive() and outcome == [], "the operation did not wait for the held connection"
     finally:
         pool.release(held.pop())
