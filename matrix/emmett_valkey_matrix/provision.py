@@ -60,6 +60,8 @@ class Resolved:
     def start(self, options: ServerOptions | None = None, *, workdir: Path, port: int | None = None) -> Server:
         """Start the binary (or connect to the URL), identify it from INFO and record provenance.
 
+        Returns the started server: ``with resolved.start(workdir=...) as server:`` stops it on the way out.
+
         ``port``: listen there instead of on a free port of our choosing (not for an external server).
         Raises :class:`IntegrityError` (after stopping what we started) when INFO disagrees with the id.
         """
@@ -68,7 +70,7 @@ class Resolved:
             if port is not None:
                 raise NotSupported(f"{self.describe()} is an external server; it cannot be moved to port {port}")
             return self._connect(options)
-        return self.identify(LocalServer(self.binary, options, workdir, port=port))
+        return self.identify(LocalServer(self.binary, options, workdir, port=port).start())
 
     def identify(self, server: LocalServerT) -> LocalServerT:
         """Identify a server started from this binary by INFO, check it against the id, record its provenance.
