@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cache import megabytes, shown_root
+from .binary_cache import megabytes, shown_root
 from .catalogue import Entry, load_catalogue
 from .executor import LocalServer, NotSupported, StartError
 from .identify import IntegrityError

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 
 import valkey
 
-from . import cache
+from . import binary_cache
 from .catalogue import Entry, in_line, load_catalogue
 from .executor import ExternalServer, LocalServer, NotSupported, ServerOptions, binary_has_tls, close, query
 from .identify import Identity, IntegrityError, check, from_info
@@ -224,7 +224,7 @@ def pending_downloads(entries: Iterable[Entry]) -> list[tuple[str, str, float | 
     for entry in entries:
         source = entry.sources[0]
         for key, what, mb in SLOW_SOURCES[source.kind].downloads(source):
-            if key not in pending and cache.lookup(key) is None:
+            if key not in pending and binary_cache.lookup(key) is None:
                 pending[key] = (entry.id, what, mb)
     return list(pending.values())
 

@@ -9,7 +9,7 @@ Contract between provisioning and the sources:
 * Slow sources (``wheel``, ``debian``, ``sdist``, ``tarball``) all return a :class:`Fetched`: what they put
   into the ``dest`` directory they are given (the server binary, shared library directories, the ``source``
   record). Each has one entry point for provisioning, ``obtain(source, fetch=, progress=) -> Fetched``, which
-  goes through the cache layer (:mod:`emmett_valkey_matrix.cache`): it computes ``dest``, holds a file lock
+  goes through the cache layer (:mod:`emmett_valkey_matrix.binary_cache`): it computes ``dest``, holds a file lock
   for it, hands out a fresh temporary directory and renames it into place only once the fill succeeded, so a
   source never sees a half-filled directory and never locks anything itself. The marker the cache keeps is
   each source's own (paths relative to ``dest``), read back into a :class:`Fetched` by the same module.

