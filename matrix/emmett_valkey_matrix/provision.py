@@ -233,7 +233,7 @@ def _not_available_message(entry: Entry, reasons: list[str]) -> str:
     sid, port = entry.id, entry.compose_port
     ways = [
         f"a server you run: {env_name(sid, 'URL')}=valkey://localhost:6379 (any {entry.display}.x)",
-        f"  e.g. docker compose -f docker/docker-compose.yaml up -d {sid}",
+        f"  e.g. {compose.up_command(sid, wait=False)}",
         f"       export {env_name(sid, 'URL')}=valkey://localhost:{port}",
         f"a binary you have: {env_name(sid, 'BIN')}=/path/to/{entry.product}-server (any {entry.display}.x)",
     ]
