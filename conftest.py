@@ -25,12 +25,9 @@ def docs_server_url() -> Iterator[str]:
     """Start the embedded default server for the documentation's examples; stopped by pid at the end."""
     from emmett_valkey_matrix import ServerOptions, resolve
 
-    with tempfile.TemporaryDirectory(prefix="emmett-valkey-docs-") as workdir:
-        server = resolve(DOC_SERVER).start(ServerOptions(), workdir=Path(workdir))
-        try:
-            yield server.url
-        finally:
-            server.stop()
+    with (tempfile.TemporaryDirectory(prefix="emmett-valkey-docs-") as workdir,
+          resolve(DOC_SERVER).start(ServerOptions(), workdir=Path(workdir)) as server):
+        yield server.url
 
 
 @pytest.fixture

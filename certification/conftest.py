@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,11 +18,7 @@ from typing import Any
 import pytest
 import valkey
 from emmett_valkey_matrix.contract import HANDLERS, SUITE_MARKERS, SUITES
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from emmett_valkey_matrix.toml import read_toml
 
 from certification.results import ResultsWriter, write_not_run
 from certification.session import WORKER_KEY, ServerInfo, ServerPool, requested_ids
@@ -43,8 +38,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def load_deviations() -> dict[str, dict[str, Any]]:
-    with open(Path(__file__).parent / "deviations.toml", "rb") as fh:
-        return dict(tomllib.load(fh))
+    return read_toml(Path(__file__).parent / "deviations.toml")
 
 
 def _is_worker(config: pytest.Config) -> bool:

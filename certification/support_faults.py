@@ -72,11 +72,8 @@ def dedicated(server: Any, tmp_path: Path, options: Any = None) -> Iterator[Any]
     if resolved.external:
         pytest.skip(f"{server.id} is a server the user runs ({resolved.describe()}): it cannot be killed, paused "
                     "or restarted with other options")
-    srv = resolved.start(options or ServerOptions(), workdir=tmp_path / "dedicated")
-    try:
+    with resolved.start(options or ServerOptions(), workdir=tmp_path / "dedicated") as srv:
         yield srv
-    finally:
-        srv.stop()
 
 
 @dataclass
@@ -311,17 +308,14 @@ def tls_server(server: Any, tmp_path: Path, material: TLSMaterial) -> Iterator[A
     from emmett_valkey_matrix import ServerOptions, StartError
 
     require_tls(server)
-    try:
-        cm = dedicated(server, tmp_path, ServerOptions(tls=material.server))
-        srv = cm.__enter__()
-    except StartError as exc:
-        found = _NO_TLS.search(str(exc))
-        if found is None:
-            raise
-        pytest.skip(f"{server.id} ({server.product} {server.version}) is a build without TLS: the server refused to "
-                    f"start with a TLS port ({found.group(0).split(' # ')[-1].strip()!r}); provenance tls="
-                    f"{server.provenance.get('tls')}")
-    try:
+    with contextlib.ExitStack() as stack:
+        try:
+            srv = stack.enter_context(dedicated(server, tmp_path, ServerOptions(tls=material.server)))
+        except StartError as exc:
+            found = _NO_TLS.search(str(exc))
+            if found is None:
+                raise
+            pytest.skip(f"{server.id} ({server.product} {server.version}) is a build without TLS: the server refused "
+                        f"to start with a TLS port ({found.group(0).split(' # ')[-1].strip()!r}); provenance tls="
+                        f"{server.provenance.get('tls')}")
         yield srv
-    finally:
-        cm.__exit__(None, None, None)

@@ -278,18 +278,17 @@ def lab(server: ServerInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     resolved = resolve(server.id)
     if resolved.external:
         pytest.skip(f"{server.id} is run by the user: the clear benchmark needs a server of its own (CONFIG SET)")
-    running = resolved.start(ServerOptions(), workdir=Path(tmp_path_factory.mktemp(f"bench-{server.id}")))
-    admin = valkey.Valkey(host=running.host, port=running.port)
-    probe = None
-    try:
-        admin.config_set("slowlog-max-len", 1_000_000)
-        admin.config_set("slowlog-log-slower-than", 0)
-        probe = PingProbe(running.host, running.port)
-        yield running, probe
-    finally:
-        code = probe.close() if probe is not None else 0
-        admin.close()
-        running.stop()
+    with resolved.start(ServerOptions(), workdir=Path(tmp_path_factory.mktemp(f"bench-{server.id}"))) as running:
+        admin = valkey.Valkey(host=running.host, port=running.port)
+        probe = None
+        try:
+            admin.config_set("slowlog-max-len", 1_000_000)
+            admin.config_set("slowlog-log-slower-than", 0)
+            probe = PingProbe(running.host, running.port)
+            yield running, probe
+        finally:
+            code = probe.close() if probe is not None else 0
+            admin.close()
     assert code == 0, f"the PING probe exited with {code}"
 
 

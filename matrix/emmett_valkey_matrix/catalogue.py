@@ -6,16 +6,12 @@ versions of its sources); provisioning, tox and the docker compose check all rea
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+from .toml import TOMLDecodeError, read_toml
 
 CATALOGUE_PATH = Path(__file__).with_name("catalogue.toml")
 PRODUCTS = ("valkey", "redis")
@@ -107,8 +103,8 @@ def load_catalogue(path: Path | None = None) -> dict[str, Entry]:
     """Read and validate the catalogue: ``{id: Entry}``, Valkey first then Redis, each by version."""
     path = path or CATALOGUE_PATH
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+        data = read_toml(path)
+    except (OSError, TOMLDecodeError) as exc:
         raise CatalogueError(f"{path}: cannot read catalogue: {exc}") from exc
     if data.get("schema") != 1:
         raise CatalogueError(f"{path}: expected 'schema = 1', found {data.get('schema')!r}")

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .cache import megabytes, shown_root
+from .binary_cache import megabytes, shown_root
 from .catalogue import Entry, load_catalogue
 from .executor import LocalServer, NotSupported, StartError
 from .identify import IntegrityError
@@ -103,12 +103,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise SystemExit(f"unknown id: {args.id}; known: {', '.join(catalogue)}")
     try:
         resolved = resolve(args.id, catalogue=catalogue)
-        with tempfile.TemporaryDirectory(prefix=f"emmett-valkey-{args.id}-") as workdir:
-            server = resolved.start(workdir=Path(workdir))
-            try:
-                print(json.dumps(server.provenance, indent=2))
-            finally:
-                server.stop()
+        with (tempfile.TemporaryDirectory(prefix=f"emmett-valkey-{args.id}-") as workdir,
+              resolved.start(workdir=Path(workdir)) as server):
+            print(json.dumps(server.provenance, indent=2))
     except _FAILURES as exc:
         print(f"{args.id}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
@@ -157,22 +154,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
             print(f"{args.id}: {resolved.describe()} is a server someone else runs; serve starts its own "
                   f"(unset {env_name(args.id, 'URL')})", file=sys.stderr)
             return 1
-        with tempfile.TemporaryDirectory(prefix=f"emmett-valkey-serve-{args.id}-") as workdir:
-            server = resolved.start(workdir=Path(workdir), port=args.port)
-            try:
-                signal.pthread_sigmask(signal.SIG_BLOCK, watched)
-                url = f"valkey://{server.host}:{server.port}"
-                print(url, flush=True)
-                print(f"emmett-valkey: {resolved.entry.product.capitalize()} {resolved.version} "
-                      f"({resolved.describe()}), pid {server.pid}, data in {workdir} (removed on exit)\n"
-                      f"export VALKEY_URL={url} to use it with ValkeyCache.from_env(); Ctrl-C stops it",
-                      file=sys.stderr, flush=True)
-                while signal.sigwait(watched) == signal.SIGCHLD:
-                    if isinstance(server, LocalServer) and server.exited():
-                        print(f"{args.id}: the server exited on its own; log:\n{server.log_tail()}", file=sys.stderr)
-                        return 1
-            finally:
-                server.stop()
+        with (tempfile.TemporaryDirectory(prefix=f"emmett-valkey-serve-{args.id}-") as workdir,
+              resolved.start(workdir=Path(workdir), port=args.port) as server):
+            signal.pthread_sigmask(signal.SIG_BLOCK, watched)
+            url = f"valkey://{server.host}:{server.port}"
+            print(url, flush=True)
+            print(f"emmett-valkey: {resolved.entry.product.capitalize()} {resolved.version} "
+                  f"({resolved.describe()}), pid {server.pid}, data in {workdir} (removed on exit)\n"
+                  f"export VALKEY_URL={url} to use it with ValkeyCache.from_env(); Ctrl-C stops it",
+                  file=sys.stderr, flush=True)
+            while signal.sigwait(watched) == signal.SIGCHLD:
+                if isinstance(server, LocalServer) and server.exited():
+                    print(f"{args.id}: the server exited on its own; log:\n{server.log_tail()}", file=sys.stderr)
+                    return 1
     except _Stopped as stopped:
         print(f"{args.id}: {stopped} before the server was ready; nothing left running", file=sys.stderr)
         return 128 + stopped.signum

@@ -22,12 +22,11 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from pathlib import Path
-from types import TracebackType
 from typing import Any, NamedTuple
 
 import valkey
 
-from .executor import LocalServer, NotSupported, ServerOptions, StartError, close
+from .executor import LocalServer, NotSupported, ServerOptions, StartError, StopsOnExit, close
 from .provision import Resolved
 
 SLOTS = 16384
@@ -104,8 +103,8 @@ def slot_ranges(primaries: int) -> list[tuple[int, int]]:
     return [(bounds[i], bounds[i + 1] - 1) for i in range(primaries)]
 
 
-class LocalCluster:
-    """A cluster of :class:`ClusterNode` processes we started; :meth:`stop` ends them all, by pid."""
+class LocalCluster(StopsOnExit):
+    """A cluster of :class:`ClusterNode` processes we started; :meth:`stop` (or leaving ``with``) ends them all."""
 
     external = False
 
@@ -221,13 +220,6 @@ class LocalCluster:
                 errors.append(exc)
         if errors:
             raise errors[0]
-
-    def __enter__(self) -> LocalCluster:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.stop()
 
     def __repr__(self) -> str:
         nodes = ", ".join(f"{n.port}:{n.role if n.alive else 'down'}" for n in self.nodes)
@@ -375,7 +367,7 @@ def start_cluster(resolved: Resolved, workdir: Path, *, primaries: int = 3, repl
         for index in range(primaries * (1 + replicas_per_primary)):
             node = ClusterNode(resolved.binary, options, workdir / f"node{index}")
             nodes.append(node)
-            resolved.identify(node)
+            resolved.identify(node.start())
         cluster = LocalCluster(resolved, nodes, primaries, replicas_per_primary)
         cluster._form(deadline)
     except BaseException as exc:

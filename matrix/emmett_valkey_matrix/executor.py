@@ -21,7 +21,8 @@ import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import valkey
@@ -189,6 +190,8 @@ def binary_has_tls(path: Path) -> bool:
 
 
 _LIVE: set[LocalServer] = set()
+StopsOnExitT = TypeVar("StopsOnExitT", bound="StopsOnExit")
+LocalServerT = TypeVar("LocalServerT", bound="LocalServer")
 
 
 @atexit.register
@@ -197,20 +200,54 @@ def _stop_all() -> None:
         server.stop()
 
 
-class LocalServer:
-    """A server process we started; ``stop()`` always ends it, by pid."""
+class StopsOnExit:
+    """The ``with`` form of every server (and cluster): entering gives it back, leaving stops it, whatever happened.
+
+    ``with resolved.start(workdir=...) as server:`` -- the server is started by the explicit call, not by ``with``.
+    """
+
+    def stop(self) -> None:
+        """End what we started (nothing for a server someone else runs); idempotent."""
+        raise NotImplementedError
+
+    def __enter__(self: StopsOnExitT) -> StopsOnExitT:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+class LocalServer(StopsOnExit):
+    """A server process of ours: :meth:`start` starts it, :meth:`stop` (or leaving ``with``) always ends it, by pid."""
 
     external = False
 
     def __init__(self, binary: Binary, options: ServerOptions, workdir: Path, *, port: int | None = None) -> None:
-        """Start ``binary`` with ``options`` in ``workdir``, on a free port of our choosing or on ``port``."""
+        """Prepare ``binary`` with ``options`` in ``workdir``, to listen on a free port of our choosing or on ``port``.
+
+        Nothing runs (and nothing is written) until :meth:`start`.
+        """
         self.binary, self.options = binary, options
         self.host, self.password = "127.0.0.1", options.requirepass
         self.data_dir, self.log_path = workdir / "data", workdir / "server.log"
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.port, self.started_at = port or 0, ""  # both set by start()
+        self.argv: list[str] = []
         self.provenance: dict[str, Any] = {}
+        self._wanted_port = port
         self._proc: subprocess.Popen[bytes] | None = None
         self._claim: PortClaim | None = None
+
+    def start(self: LocalServerT) -> LocalServerT:
+        """Start the process and wait until it answers PING; returns the server, so ``with server.start():`` works.
+
+        A start that loses its port to another process retries on a new one (not with a ``port`` given). Raises
+        :class:`StartError`, with nothing left running and the port released, when the server does not come up.
+        """
+        if self._claim is not None:
+            raise StartError(f"{self.binary.path} is already started on port {self.port}")
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        options, port = self.options, self._wanted_port
         attempts = 1 if port else START_ATTEMPTS
         for attempt in range(attempts):
             self._claim = PortClaim(cluster=options.cluster, port=port)
@@ -230,6 +267,7 @@ class LocalServer:
                 self.stop()
                 raise
         self.started_at = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return self
 
     @property
     def pid(self) -> int | None:
@@ -342,7 +380,7 @@ def _answers(conn: valkey.Valkey) -> bool:
 
 
 @dataclass
-class ExternalServer:
+class ExternalServer(StopsOnExit):
     """A server someone else runs (``CERTIFY_<ID>_URL``): we connect and check, never control it."""
 
     url: str

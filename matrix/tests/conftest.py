@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from emmett_valkey_matrix import Entry, NotAvailable, Resolved, load_catalogue, resolve
-from emmett_valkey_matrix.cache import megabytes, shown_root
+from emmett_valkey_matrix.binary_cache import megabytes, shown_root
 from emmett_valkey_matrix.provision import pending_downloads
 
 

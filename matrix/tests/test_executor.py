@@ -13,7 +13,7 @@ import threading
 
 import pytest
 import valkey
-from emmett_valkey_matrix import ServerOptions, StartError
+from emmett_valkey_matrix import LocalServer, ServerOptions, StartError
 from emmett_valkey_matrix.executor import PortClaim, port_dir
 from source_support import gone
 
@@ -35,6 +35,23 @@ def test_start_answers_and_stop_leaves_no_process(valkey91, tmp_path):
     assert not lock.exists()
     assert server.pid is None
     server.stop()  # idempotent
+
+
+def test_start_is_explicit_and_with_stops(valkey91, tmp_path):
+    """A LocalServer runs nothing until start(); leaving ``with`` stops it by pid, also when the block raised."""
+    prepared = LocalServer(valkey91.binary, ServerOptions(), tmp_path / "prepared")
+    assert prepared.pid is None and not (tmp_path / "prepared").exists()
+    with pytest.raises(RuntimeError, match="inside"), prepared.start() as server:
+        assert server is prepared
+        with server.client() as conn:
+            assert conn.ping()
+        pid = server.pid
+        raise RuntimeError("inside")
+    assert _gone(pid) and server.pid is None
+    with valkey91.start(workdir=tmp_path / "resolved") as server:
+        pid = server.pid
+        assert server.provenance["id"] == "valkey91"
+    assert _gone(pid) and server.pid is None
 
 
 def test_provenance_records_what_ran(valkey91, tmp_path):

@@ -5,8 +5,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from emmett_valkey_matrix import NotAvailable, load_catalogue
-from emmett_valkey_matrix import cache as binary_cache
+from emmett_valkey_matrix import NotAvailable, binary_cache, load_catalogue
 from emmett_valkey_matrix.sources.base import sha256_file
 from emmett_valkey_matrix.sources.wheel import fill_wheel
 

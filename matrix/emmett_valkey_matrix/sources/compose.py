@@ -11,6 +11,8 @@ from pathlib import Path
 from ..catalogue import Entry
 from .base import NotAvailable
 
+COMPOSE_FILE = Path("docker/docker-compose.yaml")  # relative to the checkout's root, as a person types it
+
 
 def find_compose_file() -> Path:
     """``$EMMETT_VALKEY_COMPOSE_FILE``, else ``docker/docker-compose.yaml`` of the checkout we run in.
@@ -23,10 +25,10 @@ def find_compose_file() -> Path:
         return Path(given)
     here = Path.cwd().resolve()
     for base in (here, *here.parents, Path(__file__).resolve().parents[3]):
-        candidate = base / "docker" / "docker-compose.yaml"
+        candidate = base / COMPOSE_FILE
         if candidate.is_file():
             return candidate
-    return here / "docker" / "docker-compose.yaml"
+    return here / COMPOSE_FILE
 
 
 @functools.lru_cache(maxsize=1)
@@ -45,9 +47,14 @@ def docker_engine() -> str | None:
     return None
 
 
-def up_command(server_id: str) -> str:
+def up_argv(server_id: str, *, compose_file: Path = COMPOSE_FILE, wait: bool = True) -> list[str]:
+    """``docker compose -f <file> up -d [--wait] <id>``: start the service (``wait``: until its healthcheck passes)."""
+    return ["docker", "compose", "-f", str(compose_file), "up", "-d", *(["--wait"] if wait else []), server_id]
+
+
+def up_command(server_id: str, *, wait: bool = True) -> str:
     """Return the command a person runs to start the service."""
-    return f"docker compose -f docker/docker-compose.yaml up -d --wait {server_id}"
+    return " ".join(up_argv(server_id, wait=wait))
 
 
 def compose_url(entry: Entry) -> str:
@@ -63,8 +70,8 @@ def start_service(entry: Entry) -> str:
     compose_file = find_compose_file()
     if not compose_file.is_file():
         raise NotAvailable(f"{compose_file} not found (installed without the repository checkout)")
-    proc = subprocess.run(["docker", "compose", "-f", str(compose_file), "up", "-d", "--wait", entry.id],
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(up_argv(entry.id, compose_file=compose_file), capture_output=True, text=True, timeout=300,
+                          check=False)
     if proc.returncode != 0:
         raise NotAvailable(f"docker compose up {entry.id} failed: {proc.stderr.strip()[-300:]}")
     return compose_url(entry)

@@ -13,6 +13,8 @@ Debian ships the servers as multi-call binaries: ``usr/bin/redis-check-rdb`` (pa
 They link ``libjemalloc.so.2`` and ``liblzf.so.1``, which a host rarely has: pass their packages in
 ``with_libs``. After unpacking, every executable under ``usr/bin`` is checked with ``ldd`` against the
 system plus the fetched libraries, and a missing shared library is an error that names it.
+
+The same fetch gives a server (a catalogue ``debian`` source) or only shared libraries (a wheel's ``libs``).
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ import pwd
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
-from .base import NotAvailable, sha256_file
+from .. import binary_cache
+from ..catalogue import Libs, Source
+from .base import Download, Fetched, Progress, SourceError, run, sha256_file
 
 MIRROR_ENV = "EMMETT_VALKEY_DEBIAN_MIRROR"
 KEYRING_ENV = "EMMETT_VALKEY_DEBIAN_KEYRING"
@@ -39,21 +43,47 @@ _DEBIAN_SUITES = frozenset(
     "bookworm trixie forky duke sid oldoldstable oldstable stable testing unstable experimental".split()
 )
 _SUITE_SUFFIXES = ("-updates", "-backports", "-backports-sloppy", "-proposed-updates")
-_TAIL_LINES = 25
+TREE = "root"  # where, under dest, every .deb is unpacked
 
 
-class SourceError(NotAvailable):
-    """Fetching or unpacking Debian packages failed; the message names the step and ends with the tool's output."""
+def obtain(source: Source, *, fetch: bool, progress: Progress) -> Fetched:
+    """Return the server of a catalogue ``debian`` source, from the binary cache or fetched into it."""
+    assert source.suite and source.binary
+    return _obtain(source.suite, source.packages, source.with_libs, source.binary, source.download_mb, fetch,
+                   progress)
 
 
-@dataclass(frozen=True)
-class DebianTree:
-    """Debian packages unpacked into one tree."""
+def obtain_libs(libs: Libs, *, fetch: bool, progress: Progress) -> Fetched:
+    """Return the shared libraries of a wheel's ``libs``, from the binary cache or fetched into it."""
+    return _obtain(libs.suite, libs.packages, (), None, libs.download_mb, fetch, progress)
 
-    root: Path  # where the .debs were unpacked (dpkg-deb -x), all into one tree
-    packages: dict[str, str]  # name -> exact Debian version fetched
-    debs_sha256: dict[str, str]  # .deb file name -> sha256
-    lib_dirs: list[Path]  # dirs under root holding shared libraries (for LD_LIBRARY_PATH)
+
+def downloads(source: Source) -> list[Download]:
+    """Return the one download: the suite's package lists and the packages (with their libraries)."""
+    assert source.suite
+    return [_download(source.suite, source.packages, source.with_libs, source.download_mb)]
+
+
+def libs_download(libs: Libs) -> Download:
+    """Return the download a first fetch of a wheel's ``libs`` starts."""
+    return _download(libs.suite, libs.packages, (), libs.download_mb)
+
+
+def _download(suite: str, packages: tuple[str, ...], with_libs: tuple[str, ...], mb: float | None) -> Download:
+    return Download(binary_cache.cache_key("debian", suite, *packages, *with_libs),
+                    f"Debian {suite} package lists and {', '.join((*packages, *with_libs))}", mb)
+
+
+def _obtain(suite: str, packages: tuple[str, ...], with_libs: tuple[str, ...], binary: str | None,
+            download_mb: float | None, fetch: bool, progress: Progress) -> Fetched:
+    download = _download(suite, packages, with_libs, download_mb)
+
+    def fill(dest: Path) -> dict[str, Any]:
+        binary_cache.announce_download(download.what, download.mb, about=True)
+        return _fetch(packages, suite, dest, progress=progress, with_libs=with_libs)
+
+    root, marker = binary_cache.cached(download.key, fill, fetch=fetch)
+    return _load(root, marker, packages, binary)
 
 
 def fetch_debian(
@@ -63,13 +93,36 @@ def fetch_debian(
     *,
     progress: Callable[[str], None] = lambda s: None,
     with_libs: Sequence[str] = (),
-) -> DebianTree:
+    binary: str | None = None,
+) -> Fetched:
     """Download ``packages`` (and ``with_libs``) from ``suite`` and unpack them all into ``dest / "root"``.
 
     ``dest`` must be an empty directory owned by the caller. Packages may pin a version (``name=version``).
     For a derived suite (``bookworm-backports``) its base suite is listed too, at lower priority, so that
-    libraries only the base suite has resolve.
+    libraries only the base suite has resolve. ``binary`` is the server executable inside the unpacked tree
+    (``usr/bin/valkey-check-rdb``); without it the fetch gives shared libraries only.
     """
+    return _load(dest, _fetch(packages, suite, dest, progress=progress, with_libs=with_libs), packages, binary)
+
+
+def _load(root: Path, marker: dict[str, Any], packages: Sequence[str], binary: str | None) -> Fetched:
+    """Read a filled entry (its marker: kind, suite, packages, debs_sha256, root, lib_dirs) as :class:`Fetched`.
+
+    The detail pins the versions of ``packages`` (not of ``with_libs``): ``valkey-tools=8.0.1+dfsg1-1~bpo12+1
+    (bookworm-backports)``.
+    """
+    tree = root / marker["root"]
+    fetched: dict[str, str] = marker["packages"]
+    pins = " ".join(f"{n}={v}" for n, v in sorted(fetched.items()) if n in packages)
+    record = {"kind": "debian", "detail": f"{pins} ({marker['suite']})", "sha256": marker["debs_sha256"],
+              "packages": fetched}
+    return Fetched(root, tree / binary if binary else None, record,
+                   lib_dirs=tuple(root / p for p in marker["lib_dirs"]))
+
+
+def _fetch(packages: Sequence[str], suite: str, dest: Path, *, progress: Callable[[str], None],
+           with_libs: Sequence[str]) -> dict[str, Any]:
+    """Fetch and unpack as :func:`fetch_debian` says; return the cache marker (paths relative to ``dest``)."""
     if not packages:
         raise ValueError("fetch_debian needs at least one package")
     mirror = debian_mirror()
@@ -80,7 +133,7 @@ def fetch_debian(
         )
     env = _private_apt(dest / "apt", mirror, _suites_for(suite), keyring)
     progress(f"apt-get update: {suite} from {mirror}")
-    _run(
+    run(
         ["apt-get", "update", "-q", "-o", "APT::Update::Error-Mode=any"],
         env=env,
         what=f"apt-get update for suite {suite!r} from mirror {mirror}",
@@ -89,7 +142,7 @@ def fetch_debian(
     debs.mkdir()
     wanted = [*packages, *with_libs]
     progress(f"apt-get download ({suite}): {' '.join(wanted)}")
-    _run(
+    run(
         ["apt-get", "download", "-q", "-t", suite, *wanted],
         env=env,
         cwd=debs,
@@ -97,18 +150,18 @@ def fetch_debian(
     )
     for scratch in ("state", "cache"):  # package lists and apt's binary caches: tens of MB nobody reads again
         shutil.rmtree(dest / "apt" / scratch)
-    root = dest / "root"
+    root = dest / TREE
     root.mkdir()
     fetched: dict[str, str] = {}
     digests: dict[str, str] = {}
     for deb in sorted(debs.glob("*.deb")):
-        fields = _run(
+        fields = run(
             ["dpkg-deb", "--showformat=${Package}\\t${Version}\\n", "-W", str(deb)], what=f"dpkg-deb -W {deb.name}"
         )
         name, _, version = fields.strip().partition("\t")
         fetched[name] = version
         digests[deb.name] = sha256_file(deb)
-        _run(["dpkg-deb", "-x", str(deb), str(root)], what=f"dpkg-deb -x {deb.name}")
+        run(["dpkg-deb", "-x", str(deb), str(root)], what=f"dpkg-deb -x {deb.name}")
         progress(f"unpacked {name} {version}")
     lib_dirs = _lib_dirs(root)
     missing = missing_libraries(root, lib_dirs)
@@ -118,7 +171,8 @@ def fetch_debian(
             f"unpacked {', '.join(packages)} from {suite} but shared libraries are missing: {lines}."
             " Add the Debian packages that ship them to with_libs (e.g. libjemalloc2, liblzf1)"
         )
-    return DebianTree(root=root, packages=fetched, debs_sha256=digests, lib_dirs=lib_dirs)
+    return {"kind": "debian", "suite": suite, "packages": fetched, "debs_sha256": digests, "root": TREE,
+            "lib_dirs": [str(p.relative_to(dest)) for p in lib_dirs]}
 
 
 def debian_mirror(etc_apt: Path = Path("/etc/apt")) -> str:
@@ -226,7 +280,7 @@ def _private_apt(base: Path, mirror: str, suites: Sequence[str], keyring: Path) 
     (base / "sources.list").write_text(
         "".join(f"deb [signed-by={keyring}] {mirror} {suite} main\n" for suite in suites)
     )
-    arch = _run(["dpkg", "--print-architecture"], what="dpkg --print-architecture").strip()
+    arch = run(["dpkg", "--print-architecture"], what="dpkg --print-architecture").strip()
     try:
         user = pwd.getpwuid(os.getuid()).pw_name
     except KeyError:  # a uid without a passwd entry: not root, so apt does not try to drop privileges anyway
@@ -264,13 +318,3 @@ def _private_apt(base: Path, mirror: str, suites: Sequence[str], keyring: Path) 
 def _lib_dirs(root: Path) -> list[Path]:
     return sorted({p.parent for p in root.rglob("lib*.so*") if p.is_file() or p.is_symlink()})
 
-
-def _run(cmd: Sequence[str], *, what: str, env: Mapping[str, str] | None = None, cwd: Path | None = None) -> str:
-    try:
-        proc = subprocess.run(list(cmd), env=env, cwd=cwd, capture_output=True, text=True, check=False)
-    except OSError as exc:
-        raise SourceError(f"{what}: cannot run {cmd[0]}: {exc}") from exc
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-_TAIL_LINES:])
-        raise SourceError(f"{what} failed (exit {proc.returncode}):\n{tail}")
-    return proc.stdout

@@ -23,6 +23,8 @@ from typing import Any
 
 from filelock import FileLock
 
+from .sources.base import NotAvailable
+
 MARKER = ".provenance.json"
 LOCK_TIMEOUT_S = 1800.0  # a source build may take minutes; a stuck one is a bug worth surfacing
 
@@ -73,6 +75,19 @@ def lookup(key: str) -> tuple[Path, dict[str, Any]] | None:
     except (OSError, ValueError):
         return None
     return final, marker
+
+
+def cached(key: str, fill: Fill, *, fetch: bool) -> tuple[Path, dict[str, Any]]:
+    """Return ``(dir, marker)`` for ``key``: the complete entry, else filled by :func:`ensure` when ``fetch``.
+
+    Without ``fetch`` a missing entry is :class:`NotAvailable`, saying how to fill it.
+    """
+    hit = lookup(key)
+    if hit:
+        return hit
+    if not fetch:
+        raise NotAvailable("not in the cache (run: emmett-valkey-matrix fetch)")
+    return ensure(key, fill)
 
 
 def ensure(key: str, fill: Fill) -> tuple[Path, dict[str, Any]]:
