@@ -47,11 +47,11 @@ def test_start_is_explicit_and_with_stops(valkey91, tmp_path):
             assert conn.ping()
         pid = server.pid
         raise RuntimeError("inside")
-    assert _gone(pid) and server.pid is None
+    assert gone(pid) and server.pid is None
     with valkey91.start(workdir=tmp_path / "resolved") as server:
         pid = server.pid
         assert server.provenance["id"] == "valkey91"
-    assert _gone(pid) and server.pid is None
+    assert gone(pid) and server.pid is None
 
 
 def test_provenance_records_what_ran(valkey91, tmp_path):
