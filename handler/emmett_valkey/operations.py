@@ -13,7 +13,7 @@ import functools
 import logging
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 from valkey.exceptions import ClusterError, OutOfMemoryError, TryAgainError, ValkeyClusterException
 from valkey.exceptions import ConnectionError as ValkeyConnectionError
@@ -33,16 +33,14 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (ValkeyConnectionError, Valk
 #: errors that fail-soft mode turns into a no-op on writes: the transient ones, and a full server (noeviction)
 WRITE_ERRORS: tuple[type[BaseException], ...] = (*TRANSIENT_ERRORS, OutOfMemoryError)
 
-@dataclass(frozen=True)
-class Command:
+class Command(NamedTuple):
     """One command of an operation: a method of :class:`~.connections.SyncIO` / :class:`~.connections.AsyncIO`."""
 
     method: str
     args: tuple[Any, ...]
 
 
-@dataclass(frozen=True)
-class Compute:
+class Compute(NamedTuple):
     """The caller's function of ``get_or_set``: called (sync) or awaited (async) by the driver."""
 
     function: Callable[[], Any]
@@ -94,39 +92,44 @@ def operation(neutral: Neutral) -> Callable[[Callable[..., Operation[T]]], Calla
     return wrap
 
 
-def _advance(op: Operation[T], reply: Any, error: BaseException | None) -> tuple[bool, Any]:
-    """Resume *op* with the last reply (or error): ``(True, result)`` when it is done, else ``(False, next step)``."""
-    try:
-        return False, (op.send(reply) if error is None else op.throw(error))
-    except StopIteration as done:
-        return True, done.value
-
-
 def run(io: SyncIO, op: Operation[T]) -> T:
     """Drive *op* on the synchronous client; an error is handed to the operation, which declares what it survives."""
-    reply, error = None, None
+    send, throw = op.send, op.throw
+    reply: Any = None
     while True:
-        done, step = _advance(op, reply, error)
-        if done:
-            return step  # type: ignore[no-any-return]
         try:
-            reply, error = step.function() if isinstance(step, Compute) else getattr(io, step.method)(*step.args), None
-        except Exception as exc:
-            reply, error = None, exc
+            step = send(reply)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        while True:  # until a step succeeds, throwing each error into the operation
+            try:
+                reply = step.function() if isinstance(step, Compute) else getattr(io, step.method)(*step.args)
+                break
+            except Exception as exc:
+                try:
+                    step = throw(exc)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
 
 
 async def arun(io: AsyncIO, op: Operation[T]) -> T:
     """Drive *op* on the running event loop's client: :func:`run`, awaiting each step."""
-    reply, error = None, None
+    send, throw = op.send, op.throw
+    reply: Any = None
     while True:
-        done, step = _advance(op, reply, error)
-        if done:
-            return step  # type: ignore[no-any-return]
         try:
-            call = step.function() if isinstance(step, Compute) else getattr(io, step.method)(*step.args)
-            reply, error = await call, None
-        except Exception as exc:
-            reply, error = None, exc
+            step = send(reply)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]
+        while True:
+            try:
+                reply = await (step.function() if isinstance(step, Compute) else getattr(io, step.method)(*step.args))
+                break
+            except Exception as exc:
+                try:
+                    step = throw(exc)
+                except StopIteration as done:
+                    return done.value  # type: ignore[no-any-return]
 
 
 def command(method: str, *args: Any) -> Command:
