@@ -22,7 +22,7 @@ from emmett_valkey_matrix.toml import read_toml
 
 from certification.results import ResultsWriter, write_not_run
 from certification.session import WORKER_KEY, ServerInfo, ServerPool, requested_ids
-from certification.support import RUN_ID, close_handler, make_handler, scan_delete
+from certification.support import BASELINE_ON_CLUSTER, RUN_ID, close_handler, make_handler, raw_client, scan_delete
 from certification.support_faults import handler_factory, tls_material_fixture  # noqa: F401 (fixtures for every suite)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -50,6 +50,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
     for suite, covers in SUITE_MARKERS.items():
         config.addinivalue_line("markers", f"{suite}: {covers}")
+    config.addinivalue_line("markers", "standalone_only(reason): the test needs one server's own features (its "
+                            "process, CONFIG, CLIENT PAUSE, TLS/ACL options, SELECT, DEBUG); skipped on the cluster "
+                            "topology with the reason given")
+    config.addinivalue_line("markers", "cluster_only(reason): the test is about the cluster topology itself "
+                            "(RedisCache pointed at one node of it); skipped on one server with the reason given")
 
     if _is_worker(config):
         config.stash[POOL] = ServerPool.from_worker(config.workerinput[WORKER_KEY])  # type: ignore[attr-defined]
@@ -57,8 +62,10 @@ def pytest_configure(config: pytest.Config) -> None:
     pool = ServerPool()
     config.stash[POOL] = pool
     if config.option.collectonly or config.option.help:
+        from emmett_valkey_matrix.catalogue import split_id
+
         ids = requested_ids(config)
-        pool.infos = {i: ServerInfo(i, "", "", 0, {}) for i in ids}
+        pool.infos = {i: ServerInfo(i, "", "", 0, {}, topology=split_id(i)[1]) for i in ids}
         return
     results_dir = Path(config.getoption("results_dir"))
     try:
@@ -133,6 +140,24 @@ def _only_baseline(item: pytest.Item) -> bool:
     return "baseline" in names and "ours" not in names
 
 
+def _marker_reason(marker: pytest.Mark) -> str:
+    return str(marker.args[0] if marker.args else marker.kwargs["reason"])
+
+
+def _skip_for_topology(item: pytest.Item, info: ServerInfo, params: dict[str, Any]) -> None:
+    """The one place a test is skipped for the topology it runs on, always with its reason."""
+    standalone_only, cluster_only = item.get_closest_marker("standalone_only"), item.get_closest_marker("cluster_only")
+    if not info.cluster:
+        if cluster_only is not None:
+            item.add_marker(pytest.mark.skip(reason=f"cluster topology only: {_marker_reason(cluster_only)}"))
+        return
+    if standalone_only is not None:
+        item.add_marker(pytest.mark.skip(reason=f"standalone only: {_marker_reason(standalone_only)}"))
+    elif cluster_only is None and ((params.get("handler") or params.get("handler_factory")) == "RedisCache"
+                                   or _only_baseline(item)):
+        item.add_marker(pytest.mark.skip(reason=BASELINE_ON_CLUSTER))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if config.getoption("benchmark_only", default=False):  # run the benchmarks, list nothing else as skipped
         others = [item for item in items if "benchmark" not in getattr(item, "fixturenames", ())]
@@ -140,19 +165,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             config.hook.pytest_deselected(items=others)
             items[:] = [item for item in items if "benchmark" in getattr(item, "fixturenames", ())]
     deviations = load_deviations()
+    infos = config.stash[POOL].infos
     for item in items:
         if not item.nodeid.startswith("certification/"):
             continue
         params = getattr(item, "callspec", None)
         params = params.params if params is not None else {}
+        info = infos.get(params.get("server", ""))
+        if info is not None:
+            _skip_for_topology(item, info, params)
         suite = next((m.name for m in item.iter_markers() if m.name in SUITES), None)
         handler = (params.get("handler") or params.get("handler_factory")
                    or ("RedisCache" if _only_baseline(item) else "ValkeyCache"))
         server = params.get("server", "*")  # "*": a test that needs no server counts for every server of the run
         item.user_properties.extend([("suite", suite), ("handler", handler), ("server", server)])
         name = getattr(item, "originalname", item.name)
+        topology = info.topology if info is not None else "standalone"
         for dev_id, dev in deviations.items():
-            if name in dev["tests"] and handler == dev["handler"] and server in dev.get("servers", [server]):
+            if (name in dev["tests"] and handler == dev["handler"] and server in dev.get("servers", [server])
+                    and topology in dev.get("topologies", ["standalone"])):
                 item.user_properties.append(("deviation", dev_id))
                 reason = f"known deviation {dev_id}: {dev['explanation']}"
                 item.add_marker(pytest.mark.xfail(strict=True, reason=reason))
@@ -177,8 +208,8 @@ def key_prefix(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def raw(server: ServerInfo) -> Iterator[valkey.Valkey]:
-    """A plain valkey-py client on the server, to look at what the handlers stored."""
-    client = valkey.Valkey(**server.connection_kwargs())
+    """A plain valkey-py client on the server, to look at what the handlers stored (a ValkeyCluster on a cluster)."""
+    client = raw_client(server)
     yield client
     client.close()
 

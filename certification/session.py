@@ -3,6 +3,10 @@
 Under pytest-xdist the controller starts every server and hands the workers its address and provenance, so that
 ``pytest -n auto`` runs against one server per id, exactly as a serial run does. Servers are stopped by pid when the
 session ends, whatever its outcome.
+
+An id ``<id>-cluster`` (``--server valkey91-cluster``) is the cluster topology of ``<id>``: a local cluster of 3
+primaries and 3 replicas of the same binary (or ``CERTIFY_<ID>_CLUSTER_URL``, a cluster someone else runs), and
+:class:`ServerInfo` then carries its startup nodes for the handlers and clients the suites build.
 """
 
 from __future__ import annotations
@@ -30,6 +34,20 @@ class ServerInfo:
     host: str
     port: int
     provenance: dict[str, Any]
+    topology: str = "standalone"  # or "cluster": host/port are then a seed node, startup_nodes every node
+    startup_nodes: tuple[tuple[str, int], ...] = ()
+
+    @property
+    def cluster(self) -> bool:
+        """Whether this is the cluster topology of its id."""
+        return self.topology == "cluster"
+
+    @property
+    def base_id(self) -> str:
+        """The catalogue id (``valkey91`` for ``valkey91-cluster``): the binary both topologies run."""
+        from emmett_valkey_matrix.catalogue import split_id
+
+        return split_id(self.id)[0]
 
     @property
     def product(self) -> str:
@@ -44,7 +62,18 @@ class ServerInfo:
         return tuple(int(p) for p in self.version.split(".") if p.isdigit())
 
     def connection_kwargs(self) -> dict[str, Any]:
+        """host and port of the server (a seed node on a cluster: a single-node client gets MOVED there)."""
         return {"host": self.host, "port": self.port}
+
+    def handler_args(self) -> dict[str, Any]:
+        """Plain keyword arguments for a handler on this server (picklable, for child processes too)."""
+        return {**self.connection_kwargs(), **self.handler_kwargs()}
+
+    def handler_kwargs(self) -> dict[str, Any]:
+        """What a handler needs besides host and port: on a cluster, ``cluster=True`` and every startup node."""
+        if not self.cluster:
+            return {}
+        return {"cluster": True, "startup_nodes": [tuple(n) for n in self.startup_nodes]}
 
 
 def requested_ids(config: pytest.Config) -> list[str]:
@@ -66,20 +95,23 @@ class ServerPool:
         self.starting: str | None = None  # the id being resolved and started (named when that fails)
 
     def start(self, ids: list[str]) -> None:
-        from emmett_valkey_matrix import ServerOptions, resolve
+        from emmett_valkey_matrix import resolve
 
         self.workdir = Path(tempfile.mkdtemp(prefix="emmett-valkey-cert-"))
         for server_id in ids:
             self.starting = server_id
             resolved = resolve(server_id)
-            running = resolved.start(ServerOptions(), workdir=self.workdir / server_id)
+            running = resolved.run(workdir=self.workdir / server_id)
             self._running.append(running)
+            nodes = tuple(getattr(running, "startup_nodes", ()))
             self.infos[server_id] = ServerInfo(
                 id=server_id,
                 url=running.url,
                 host=running.host,
                 port=running.port,
                 provenance=dict(running.provenance),
+                topology=resolved.topology,
+                startup_nodes=tuple((str(h), int(p)) for h, p in nodes),
             )
 
     def stop(self) -> None:
@@ -88,7 +120,7 @@ class ServerPool:
             try:
                 running.stop()
             except Exception:
-                pid = getattr(running, "pid", None)
+                pid = getattr(running, "pid", None)  # a cluster stops each of its nodes by pid itself
                 if pid:
                     try:
                         os.kill(pid, signal.SIGKILL)
@@ -101,5 +133,8 @@ class ServerPool:
     @classmethod
     def from_worker(cls, data: str) -> ServerPool:
         pool = cls()
-        pool.infos = {k: ServerInfo(**v) for k, v in json.loads(data).items()}
+        pool.infos = {}
+        for k, v in json.loads(data).items():
+            v["startup_nodes"] = tuple(tuple(n) for n in v.get("startup_nodes", ()))
+            pool.infos[k] = ServerInfo(**v)
         return pool

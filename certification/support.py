@@ -13,21 +13,51 @@ from certification.session import ServerInfo
 
 RUN_ID = os.environ.get("EMMETT_VALKEY_RUN_ID") or uuid.uuid4().hex[:8]
 
+#: the one reason a baseline test does not run on the cluster topology (test_cluster_baseline.py shows why)
+BASELINE_ON_CLUSTER = "RedisCache has no cluster client: see the cluster deviations (test_cluster_baseline.py)"
+
+
+def skip_baseline_on_cluster(server: ServerInfo) -> None:
+    """Skip the calling test on the cluster topology: it needs Emmett's RedisCache, which has no cluster client."""
+    import pytest
+
+    if server.cluster:
+        pytest.skip(BASELINE_ON_CLUSTER)
+
 
 def build_handler(kind: str, host: str, port: int, prefix: str, **kwargs: Any) -> Any:
-    """Build one of the two handlers (``ValkeyCache`` or ``RedisCache``) from plain arguments (also in a child)."""
+    """Build one of the two handlers (``ValkeyCache`` or ``RedisCache``) from plain arguments (also in a child).
+
+    ``kwargs`` carry :meth:`ServerInfo.handler_kwargs` (``cluster=True, startup_nodes=[...]`` on a cluster) and the
+    test's own options. RedisCache has no cluster client: asking for one on a cluster is a ``ValueError``.
+    """
     if kind == "ValkeyCache":
         from emmett_valkey import ValkeyCache
 
         return ValkeyCache(host=host, port=port, prefix=prefix, **kwargs)
     from emmett_core.cache.handlers import RedisCache
 
+    if kwargs.pop("cluster", False):
+        raise ValueError(f"{BASELINE_ON_CLUSTER}; asked for one on {host}:{port}")
+    kwargs.pop("startup_nodes", None)
     return RedisCache(host=host, port=port, prefix=prefix, **kwargs)
 
 
 def make_handler(kind: str, server: ServerInfo, prefix: str, **kwargs: Any) -> Any:
-    """Build one of the two handlers on *server*."""
-    return build_handler(kind, server.host, server.port, prefix, **kwargs)
+    """Build one of the two handlers on *server* (on a cluster: ours as a cluster handler; the baseline is skipped)."""
+    topology = server.handler_kwargs() if isinstance(server, ServerInfo) else {}  # else a dedicated server, a proxy
+    if kind != "ValkeyCache" and isinstance(server, ServerInfo):
+        skip_baseline_on_cluster(server)
+    return build_handler(kind, server.host, server.port, prefix, **{**topology, **kwargs})
+
+
+def raw_client(server: ServerInfo, **kwargs: Any) -> Any:
+    """A plain valkey-py client on *server*: ``valkey.Valkey``, or ``valkey.cluster.ValkeyCluster`` on a cluster."""
+    if server.cluster:
+        from valkey.cluster import ClusterNode, ValkeyCluster
+
+        return ValkeyCluster(startup_nodes=[ClusterNode(h, p) for h, p in server.startup_nodes], **kwargs)
+    return valkey.Valkey(**server.connection_kwargs(), **kwargs)
 
 
 def close_handler(handler: Any) -> None:
@@ -38,12 +68,21 @@ def close_handler(handler: Any) -> None:
         handler._cache.close()
 
 
-def scan_delete(client: valkey.Valkey, prefix: str) -> int:
-    """Delete every key under *prefix* with a full SCAN cursor loop (the test's own teardown)."""
+def scan_delete(client: Any, prefix: str) -> int:
+    """Delete every key under *prefix* with a full SCAN cursor loop (the test's own teardown).
+
+    On a cluster client, SCAN runs on every primary and each key is unlinked on its own slot's node.
+    """
     from emmett_valkey.keys import glob_escape
 
+    match = glob_escape(prefix) + "*"
     deleted = 0
-    for batch in _batched(client.scan_iter(match=glob_escape(prefix) + "*", count=1000), 1000):
+    if hasattr(client, "get_primaries"):  # valkey.cluster.ValkeyCluster
+        for node in client.get_primaries():
+            for batch in _batched(client.scan_iter(match=match, count=1000, target_nodes=node), 1000):
+                deleted += sum(client.unlink(key) for key in batch)
+        return deleted
+    for batch in _batched(client.scan_iter(match=match, count=1000), 1000):
         deleted += client.unlink(*batch)
     return deleted
 

@@ -68,6 +68,9 @@ def dedicated(server: Any, tmp_path: Path, options: Any = None) -> Iterator[Any]
     """Start a server of ``server.id`` for this test alone (skip for a server the user runs); stop it after."""
     from emmett_valkey_matrix import ServerOptions, resolve
 
+    if server.cluster:  # never a single server standing in for the cluster under certification
+        raise RuntimeError(f"dedicated() starts one server, not a cluster: mark the test standalone_only "
+                           f"(it runs on {server.id})")
     resolved = resolve(server.id)
     if resolved.external:
         pytest.skip(f"{server.id} is a server the user runs ({resolved.describe()}): it cannot be killed, paused "

@@ -61,6 +61,7 @@ class ServedApp:
     workdir: Path
     workers: int = 2
     short_ttl: int = 1
+    cluster: bool = False  # the cache is a cluster: cache_host/cache_port are a seed node
     port: int = 0
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
     _claim: PortClaim | None = field(default=None, repr=False)
@@ -76,6 +77,7 @@ class ServedApp:
         self.port = self._claim.port
         env = {**os.environ, "CERT_HANDLER": self.kind, "CERT_HOST": self.cache_host,
                "CERT_PORT": str(self.cache_port), "CERT_PREFIX": self.prefix,
+               "CERT_CLUSTER": "1" if self.cluster else "0",
                "CERT_ROOT_PATH": str(self.workdir / "root"), "CERT_SHORT_TTL": str(self.short_ttl),
                "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         argv = [sys.executable, "-m", "granian", "--interface", self.interface, "--workers", str(self.workers),

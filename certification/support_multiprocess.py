@@ -40,9 +40,12 @@ def connection_identity(handler: Any) -> tuple[int, str]:
 # -- child bodies (module level: spawn imports them by name) ------------------------------------------------------
 
 
-def share_values(kind: str, host: str, port: int, prefix: str, index: int, n: int, barrier: Any) -> dict[str, Any]:
-    """Write this child's entry, wait until every child has written, read every child's entry."""
-    h = build_handler(kind, host, port, prefix)
+def share_values(kind: str, where: dict[str, Any], prefix: str, index: int, n: int, barrier: Any) -> dict[str, Any]:
+    """Write this child's entry, wait until every child has written, read every child's entry.
+
+    ``where``: :meth:`ServerInfo.handler_args` (host and port; on a cluster also its startup nodes).
+    """
+    h = build_handler(kind, prefix=prefix, **where)
     try:
         h.set(f"from-{index}", {"index": index, "pid": os.getpid()}, 60)
         barrier.wait(DEADLINE)
@@ -51,9 +54,9 @@ def share_values(kind: str, host: str, port: int, prefix: str, index: int, n: in
         close_handler(h)
 
 
-def count(host: str, port: int, prefix: str, rounds: int, barrier: Any) -> list[int]:
+def count(where: dict[str, Any], prefix: str, rounds: int, barrier: Any) -> list[int]:
     """Increment one counter *rounds* times, all children starting together; return every value INCR returned."""
-    h = build_handler("ValkeyCache", host, port, prefix)
+    h = build_handler("ValkeyCache", prefix=prefix, **where)
     try:
         barrier.wait(DEADLINE)
         return [h.incr("counter") for _ in range(rounds)]
@@ -61,9 +64,9 @@ def count(host: str, port: int, prefix: str, rounds: int, barrier: Any) -> list[
         close_handler(h)
 
 
-def exchange(kind: str, other: str, host: str, port: int, prefix: str, barrier: Any) -> list[Any]:
+def exchange(kind: str, other: str, where: dict[str, Any], prefix: str, barrier: Any) -> list[Any]:
     """Write WIRE_VALUES under ``<kind>:<i>``, wait for the other handler's child to do the same, read its entries."""
-    h = build_handler(kind, host, port, prefix)
+    h = build_handler(kind, prefix=prefix, **where)
     try:
         for i, value in enumerate(WIRE_VALUES):
             h.set(f"{kind}:{i}", value, 60)

@@ -162,7 +162,7 @@ def run_threads(caches: list[tuple[Any, str, str]], ops: int, seconds: float) ->
             for r, c in zip(reports, caches, strict=True)]
 
 
-def stress_process(host: str, port: int, prefix: str, process: int, threads: int, ops: int, seconds: float,
+def stress_process(where: dict[str, Any], prefix: str, process: int, threads: int, ops: int, seconds: float,
                    client_name: str, results: Any, seen: Any = None) -> None:
     """Child body: one ValkeyCache with a pool of 2 (pool_timeout 5 s) shared by *threads* workers.
 
@@ -170,7 +170,7 @@ def stress_process(host: str, port: int, prefix: str, process: int, threads: int
     """
     from emmett_valkey import ValkeyCache
 
-    cache = ValkeyCache(host=host, port=port, prefix=prefix, max_connections=2, pool_timeout=5,
+    cache = ValkeyCache(**where, prefix=prefix, max_connections=2, pool_timeout=5,
                         client_name=client_name)
     try:
         caches = [(cache, f"p{process}t{t}", "ValkeyCache") for t in range(threads)]
@@ -181,7 +181,7 @@ def stress_process(host: str, port: int, prefix: str, process: int, threads: int
         cache.close()
 
 
-def clear_writer(host: str, port: int, our_prefix: str, other_prefix: str, progress: Any, allowance: Any, stop: Any,
+def clear_writer(where: dict[str, Any], our_prefix: str, other_prefix: str, progress: Any, allowance: Any, stop: Any,
                  seconds: float) -> None:
     """Child body: write ``live:<n>`` under our prefix and ``o:<n>`` under another, 25 of each per round trip.
 
@@ -192,8 +192,8 @@ def clear_writer(host: str, port: int, our_prefix: str, other_prefix: str, progr
     """
     from emmett_valkey import ValkeyCache
 
-    ours = ValkeyCache(host=host, port=port, prefix=our_prefix)
-    other = ValkeyCache(host=host, port=port, prefix=other_prefix)
+    ours = ValkeyCache(**where, prefix=our_prefix)
+    other = ValkeyCache(**where, prefix=other_prefix)
     deadline = time.monotonic() + seconds
     n = 0
     try:

@@ -202,6 +202,7 @@ def test_emmett_cache_async_api(handler: Any) -> None:
 # -- the event loop while waiting on the network ------------------------------------------------------------------
 
 
+@pytest.mark.standalone_only("a delay proxy in front of one server's port (a cluster client follows MOVED past it)")
 def test_get_or_set_loop_does_not_block(handler: Any, proxy: DelayProxy, key_prefix: str) -> None:
     """While ``await cache(key, coro_fn)`` (and ``aget``) wait on a slow network, the event loop keeps running.
 
@@ -311,6 +312,7 @@ def test_uvloop_event_loop(server: Any, key_prefix: str, raw: valkey.Valkey) -> 
 # -- cancellation ---------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.standalone_only("a delay proxy in front of one server's port (a cluster client follows MOVED past it)")
 def test_cancelled_aget_does_not_poison_the_pool(ours: ValkeyCache, proxy: DelayProxy, key_prefix: str) -> None:
     """A task cancelled while its aget awaits the reply leaves no stale reply on the pooled connection it used."""
     ours.set("a", "A")

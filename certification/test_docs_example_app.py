@@ -99,7 +99,7 @@ def served(workdir: Path, environ: dict[str, str]) -> Iterator[Served]:
 def test_example_app_caches_routes_and_values(server: Any, key_prefix: str, raw: valkey.Valkey,
                                               tmp_path: Path) -> None:
     """The second request is the first one's response from Valkey; the shared value is stored under the prefix."""
-    environ = {"VALKEY_URL": server.url, "VALKEY_PREFIX": key_prefix}
+    environ = {"VALKEY_URL": server.url, "VALKEY_PREFIX": key_prefix, "VALKEY_CLUSTER": "1" if server.cluster else "0"}
     try:
         with served(tmp_path, environ) as app:
             status, first = app.get("/")

@@ -193,6 +193,7 @@ def test_connection_refused(handlers: Handlers, warnings_logged: Callable[[], li
 
 
 @pytest.mark.faults
+@pytest.mark.standalone_only("a dedicated single server of the id, started with its own options for the fault it shows")
 def test_timeout_connecting(server: Any, tmp_path: Path, handlers: Handlers,
                             warnings_logged: Callable[[], list[str]]) -> None:
     """A stopped server whose accept queue is full: the handler's connection is never accepted."""
@@ -227,6 +228,7 @@ def test_timeout_connecting(server: Any, tmp_path: Path, handlers: Handlers,
 
 
 @pytest.mark.faults
+@pytest.mark.standalone_only("a dedicated single server of the id, started with its own options for the fault it shows")
 def test_stalled_server(server: Any, tmp_path: Path, handlers: Handlers,
                         warnings_logged: Callable[[], list[str]]) -> None:
     with dedicated(server, tmp_path) as srv:
@@ -247,6 +249,7 @@ def test_stalled_server(server: Any, tmp_path: Path, handlers: Handlers,
 
 
 @pytest.mark.faults
+@pytest.mark.standalone_only("a dedicated single server of the id, started with its own options for the fault it shows")
 def test_wrong_password_and_noauth(server: Any, tmp_path: Path, handlers: Handlers,
                                    warnings_logged: Callable[[], list[str]]) -> None:
     from emmett_valkey_matrix import ServerOptions
@@ -262,6 +265,7 @@ def test_wrong_password_and_noauth(server: Any, tmp_path: Path, handlers: Handle
 
 
 @pytest.mark.faults
+@pytest.mark.standalone_only("a dedicated single server of the id, started with its own options for the fault it shows")
 def test_noperm(server: Any, tmp_path: Path, handlers: Handlers, key_prefix: str,
                 warnings_logged: Callable[[], list[str]]) -> None:
     """A user without SCAN (clear fails), and a prefix outside the user's keys: raised in both modes."""
@@ -287,6 +291,7 @@ def test_noperm(server: Any, tmp_path: Path, handlers: Handlers, key_prefix: str
 
 
 @pytest.mark.faults
+@pytest.mark.standalone_only("a dedicated single server of the id, started with its own options for the fault it shows")
 def test_out_of_memory(server: Any, tmp_path: Path, handlers: Handlers,
                        warnings_logged: Callable[[], list[str]]) -> None:
     from emmett_valkey_matrix import ServerOptions
@@ -344,10 +349,10 @@ def test_refused_entries(server: Any, handlers: Handlers, raw: valkey.Valkey, ke
     """A plain-pickle entry and one signed with another secret: misses, logged, never raised, never unpickled."""
     try:
         for mode in ("raise", "miss"):
-            signed = handlers(host=server.host, port=server.port, serializer=SignedPickleSerializer(SECRET),
+            signed = handlers(**server.handler_args(), serializer=SignedPickleSerializer(SECRET),
                               on_error=mode)
-            plain = handlers(host=server.host, port=server.port)
-            other = handlers(host=server.host, port=server.port,
+            plain = handlers(**server.handler_args())
+            other = handlers(**server.handler_args(),
                              serializer=SignedPickleSerializer("another-secret-of-16-bytes"))
             plain.set("old", {"written": "before the switch"})
             other.set("foreign", {"written": "by another app"})
@@ -415,6 +420,7 @@ def test_cluster_moved_and_down(server: Any, tmp_path: Path, handlers: Handlers,
 
 
 @pytest.mark.cluster
+@pytest.mark.standalone_only("a single server that is not a cluster node, given as a cluster seed")
 def test_cluster_cannot_be_connected(server: Any, handlers: Handlers,
                                      warnings_logged: Callable[[], list[str]]) -> None:
     """cluster=True with a seed where nothing listens, and with a single server (not a cluster node) as the seed."""

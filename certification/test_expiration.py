@@ -191,7 +191,7 @@ def test_set_many_subsecond_duration(ours: ValkeyCache, raw: valkey.Valkey, key_
 
 def test_fractional_default_expire(server: Any, key_prefix: str, raw: valkey.Valkey) -> None:
     """A fractional default_expire (0.2 s) applies to the "default" duration and expires to a miss."""
-    h = ValkeyCache(host=server.host, port=server.port, prefix=key_prefix, default_expire=0.2)
+    h = ValkeyCache(**server.handler_args(), prefix=key_prefix, default_expire=0.2)
     try:
         h.set("d", "x")
         assert 0 < raw.pttl(key_prefix + "d") <= 200

@@ -21,7 +21,7 @@ from certification.support_faults import (
     write_aclfile,
 )
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.standalone_only("requirepass and ACL files on one dedicated server (the local cluster runs without auth)")]
 
 APP_USER = "cacheapp"
 

@@ -9,7 +9,7 @@ import pytest
 
 from certification.support_faults import HandlerFactory, dedicated, quick_retry
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.standalone_only("proto-max-bulk-len set on one dedicated server")]
 
 LIMIT = 1024 * 1024  # the dedicated server's proto-max-bulk-len
 

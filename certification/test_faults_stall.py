@@ -14,7 +14,7 @@ from emmett_valkey import ValkeyCache
 
 from certification.support_faults import HandlerFactory, bounded, dedicated, poll
 
-pytestmark = pytest.mark.faults
+pytestmark = [pytest.mark.faults, pytest.mark.standalone_only("SIGSTOP and CLIENT PAUSE of one dedicated server")]
 
 TIMEOUT = 0.3  # ValkeyCache's socket_timeout here; RedisCache runs with its (redis-py's) defaults
 BOUND = 2 * TIMEOUT + 0.4  # one timed-out attempt (timeouts are not retried), with slack for a busy machine

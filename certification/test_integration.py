@@ -166,7 +166,7 @@ def served(request: pytest.FixtureRequest, server: ServerInfo, handler: Any,
         prefix = f"cert:{RUN_ID}:{worker}:granian-{server.id}-{kind}-{interface}-{uuid.uuid4().hex[:6]}:"
         workdir = tmp_path_factory.mktemp(f"granian-{server.id}-{kind}-{interface}")
         granian_apps[key] = ServedApp(kind, interface, server.host, server.port, prefix, workdir,
-                                     short_ttl=SHORT_TTL).start()
+                                     short_ttl=SHORT_TTL, cluster=server.cluster).start()
     return granian_apps[key]
 
 

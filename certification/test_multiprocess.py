@@ -17,7 +17,7 @@ import valkey
 from emmett_valkey import ValkeyCache
 
 from certification.session import ServerInfo
-from certification.support import scan_delete
+from certification.support import scan_delete, skip_baseline_on_cluster
 from certification.support_multiprocess import (
     N_PROCESSES,
     WIRE_VALUES,
@@ -38,7 +38,7 @@ def test_value_set_in_one_process_is_read_by_the_others(handler: Any, server: Se
     """Each of 4 spawned processes writes an entry; every process reads all 4, as written, through its own handler."""
     kind = type(handler).__name__
     barrier = mp.get_context("spawn").Barrier(N_PROCESSES)
-    out = run_children(share_values, [(kind, server.host, server.port, key_prefix, i, N_PROCESSES, barrier)
+    out = run_children(share_values, [(kind, server.handler_args(), key_prefix, i, N_PROCESSES, barrier)
                                       for i in range(N_PROCESSES)])
     pids = [o["pid"] for o in out]
     assert len(set(pids)) == N_PROCESSES and os.getpid() not in pids
@@ -52,7 +52,7 @@ def test_incr_is_atomic_across_processes(ours: ValkeyCache, server: ServerInfo, 
                                          raw: valkey.Valkey) -> None:
     """4 processes x 250 incr() on one counter end at exactly 1000, each value returned exactly once, with a TTL."""
     barrier = mp.get_context("spawn").Barrier(N_PROCESSES)
-    out = run_children(count, [(server.host, server.port, key_prefix, ROUNDS, barrier)] * N_PROCESSES)
+    out = run_children(count, [(server.handler_args(), key_prefix, ROUNDS, barrier)] * N_PROCESSES)
     total = N_PROCESSES * ROUNDS
     assert sorted(v for values in out for v in values) == list(range(1, total + 1))
     assert all(values == sorted(values) for values in out)
@@ -63,11 +63,12 @@ def test_incr_is_atomic_across_processes(ours: ValkeyCache, server: ServerInfo, 
 def test_handlers_in_different_processes_read_each_other(server: ServerInfo, key_prefix: str,
                                                          raw: valkey.Valkey) -> None:
     """Entries RedisCache writes in one process read back equal through ValkeyCache in another, and the reverse."""
+    skip_baseline_on_cluster(server)
     barrier = mp.get_context("spawn").Barrier(2)
     try:
         by_valkey, by_redis = run_children(exchange, [
-            ("ValkeyCache", "RedisCache", server.host, server.port, key_prefix, barrier),
-            ("RedisCache", "ValkeyCache", server.host, server.port, key_prefix, barrier),
+            ("ValkeyCache", "RedisCache", server.handler_args(), key_prefix, barrier),
+            ("RedisCache", "ValkeyCache", server.handler_args(), key_prefix, barrier),
         ])
     finally:
         scan_delete(raw, key_prefix)

@@ -43,10 +43,11 @@ def app(handler: Any, server: Any, key_prefix: str) -> Iterator[Any]:
 
 
 def write(raw: valkey.Valkey, names: Iterable[str], value: bytes = b"1") -> int:
-    """Write *names* with MSET, 1,000 per command; returns how many."""
+    """Write *names* with MSET, 1,000 per command (on a cluster, one MSET per slot); returns how many."""
     names = list(names)
+    mset = getattr(raw, "mset_nonatomic", raw.mset)  # a cluster client's MSET takes the keys of one slot only
     for i in range(0, len(names), 1000):
-        raw.mset(dict.fromkeys(names[i:i + 1000], value))
+        mset(dict.fromkeys(names[i:i + 1000], value))
     return len(names)
 
 
@@ -219,7 +220,7 @@ def test_unusual_key_stored_byte_exact_and_cleared_literally(handler: Any, raw: 
 
 def test_full_scan_loop_small_pages(server: Any, raw: valkey.Valkey, key_prefix: str) -> None:
     """With scan_count=100, clear() of 5,000 keys and a sparse pattern walk every SCAN page: counts match exactly."""
-    h = ValkeyCache(host=server.host, port=server.port, prefix=key_prefix, scan_count=100)
+    h = ValkeyCache(**server.handler_args(), prefix=key_prefix, scan_count=100)
     try:
         written = write(raw, (f"{key_prefix}bulk:{i}" for i in range(5000)))
         sparse = write(raw, (f"{key_prefix}rare:{i}" for i in range(37)))  # spread over the pages of the whole db
@@ -231,7 +232,7 @@ def test_full_scan_loop_small_pages(server: Any, raw: valkey.Valkey, key_prefix:
 
 def test_async_pattern_clear_full_scan_loop(server: Any, raw: valkey.Valkey, key_prefix: str) -> None:
     """aclear() with scan_count=100 deletes every one of 3,000 matching keys and none of the others."""
-    h = ValkeyCache(host=server.host, port=server.port, prefix=key_prefix, scan_count=100)
+    h = ValkeyCache(**server.handler_args(), prefix=key_prefix, scan_count=100)
     written = write(raw, (f"{key_prefix}a:{i}" for i in range(3000)))
     write(raw, (f"{key_prefix}b:{i}" for i in range(500)))
 
@@ -307,7 +308,7 @@ def test_clear_while_another_process_writes(app: Any, server: Any, raw: valkey.V
     ctx = multiprocessing.get_context("spawn")
     progress, allowance, stop = ctx.Value("q", 0), ctx.Value("q", WRITER_BEFORE), ctx.Event()
     proc = ctx.Process(target=clear_writer,
-                       args=(server.host, server.port, ours, other, progress, allowance, stop, 180.0))
+                       args=(server.handler_args(), ours, other, progress, allowance, stop, 180.0))
     window: dict[str, int] = {}
 
     def writer_writes_during_clear() -> None:

@@ -93,7 +93,7 @@ def test_threads_on_a_small_pool(server: Any, key_prefix: str, raw: valkey.Valke
     pool_timeout is 5 s; the shared counter must end at the exact sum of every worker's increments.
     """
     name = client_name(key_prefix)
-    cache = ValkeyCache(host=server.host, port=server.port, prefix=key_prefix, max_connections=4, pool_timeout=5,
+    cache = ValkeyCache(**server.handler_args(), prefix=key_prefix, max_connections=4, pool_timeout=5,
                         client_name=name)
     base = make_handler("RedisCache", server, key_prefix)
     try:
@@ -116,7 +116,7 @@ def test_processes_and_threads_on_small_pools(server: Any, key_prefix: str, raw:
     names = [client_name(key_prefix + str(p)) for p in range(3)]
     seen = [ctx.Event() for _ in range(3)]  # each child keeps its connections open until its sampler has seen them
     procs = [ctx.Process(target=stress_process,
-                         args=(server.host, server.port, key_prefix, p, 4, OPS, SECONDS, names[p], results, seen[p]))
+                         args=(server.handler_args(), key_prefix, p, 4, OPS, SECONDS, names[p], results, seen[p]))
              for p in range(3)]
     samplers = [ConnectionSampler(raw, n, e) for n, e in zip(names, seen, strict=True)]
     for s in samplers:
@@ -140,7 +140,7 @@ def test_processes_and_threads_on_small_pools(server: Any, key_prefix: str, raw:
     assert [p.exitcode for p in procs] == [0, 0, 0]
     reports = [WorkerReport(**r) for r in collected]
     assert len(reports) == 12
-    cache = ValkeyCache(host=server.host, port=server.port, prefix=key_prefix)
+    cache = ValkeyCache(**server.handler_args(), prefix=key_prefix)
     try:
         check_outcome(cache, reports)
     finally:
@@ -154,7 +154,7 @@ def test_processes_and_threads_on_small_pools(server: Any, key_prefix: str, raw:
 @pytest.fixture
 def bounded(request: pytest.FixtureRequest, server: Any, key_prefix: str) -> Iterator[ValkeyCache]:
     """A ValkeyCache with the pool settings given by indirect parametrization."""
-    h = ValkeyCache(host=server.host, port=server.port, prefix=key_prefix, **request.param)
+    h = ValkeyCache(**server.handler_args(), prefix=key_prefix, **request.param)
     yield h
     h.close()
 
@@ -166,6 +166,7 @@ def hold_all(cache: ValkeyCache, n: int) -> list[Any]:
 
 
 @pytest.mark.parametrize("bounded", [{"max_connections": 2}], indirect=True)
+@pytest.mark.standalone_only("the connection pool of one server (a cluster client keeps one pool per node)")
 def test_pool_without_timeout_refuses_at_once(bounded: ValkeyCache) -> None:
     """max_connections=2, no pool_timeout, both held: ConnectionError("Too many connections") at once, then works."""
     pool = bounded.client.connection_pool
@@ -184,6 +185,7 @@ def test_pool_without_timeout_refuses_at_once(bounded: ValkeyCache) -> None:
 
 
 @pytest.mark.parametrize("bounded", [{"max_connections": 2, "pool_timeout": 0.2}], indirect=True)
+@pytest.mark.standalone_only("the connection pool of one server (a cluster client keeps one pool per node)")
 def test_pool_timeout_fails_after_waiting(bounded: ValkeyCache) -> None:
     """pool_timeout=0.2, all held: ConnectionError("No connection available.") after ~0.2 s; one freed, it works."""
     pool = bounded.client.connection_pool
@@ -202,6 +204,7 @@ def test_pool_timeout_fails_after_waiting(bounded: ValkeyCache) -> None:
 
 
 @pytest.mark.parametrize("bounded", [{"max_connections": 1, "pool_timeout": 5}], indirect=True)
+@pytest.mark.standalone_only("the connection pool of one server (a cluster client keeps one pool per node)")
 def test_waiting_operation_proceeds_when_released(bounded: ValkeyCache, monkeypatch: pytest.MonkeyPatch) -> None:
     """With the only connection held, an operation waits (no error) and completes once the connection is released."""
     pool = bounded.client.connection_pool
@@ -239,6 +242,7 @@ def test_waiting_operation_proceeds_when_released(bounded: ValkeyCache, monkeypa
 
 @pytest.mark.parametrize("bounded", [{"max_connections": 1, "pool_timeout": 0.1, "on_error": "miss"}],
                          indirect=True)
+@pytest.mark.standalone_only("the connection pool of one server (a cluster client keeps one pool per node)")
 def test_pool_timeout_in_fail_soft_mode_is_a_miss(bounded: ValkeyCache) -> None:
     """With on_error="miss", a pool that times out serves a miss and a no-op write, counted as errors in stats()."""
     pool = bounded.client.connection_pool

@@ -97,7 +97,7 @@ def test_bad_durations_raise(handler: Any, raw: valkey.Valkey, key_prefix: str, 
 def test_bad_default_expire_raises(server: Any, bad: Any) -> None:
     """A default_expire that is not a positive number is refused when the handler is made."""
     with pytest.raises(ValueError, match="default_expire"):
-        ValkeyCache(host=server.host, port=server.port, default_expire=bad)
+        ValkeyCache(**server.handler_args(), default_expire=bad)
 
 
 def test_cached_none_is_a_hit(handler: Any) -> None:
@@ -225,9 +225,10 @@ def test_clear_all_with_glob_prefix(handler: Any, server: Any, key_prefix: str, 
         scan_delete(raw, key_prefix)
 
 
+@pytest.mark.standalone_only("SELECT of database 9 (a cluster has database 0 only)")
 def test_clear_empty_prefix_empties_db_with_scan(server: Any) -> None:
     """With an empty prefix, clear() empties the selected db (here db 9, used by no other test) by SCAN."""
-    h = ValkeyCache(host=server.host, port=server.port, db=9, prefix="", scan_count=100)
+    h = ValkeyCache(**server.handler_args(), db=9, prefix="", scan_count=100)
     for i in range(450):
         h.set(f"k{i}", i)
     assert h.clear() == 450
@@ -235,6 +236,7 @@ def test_clear_empty_prefix_empties_db_with_scan(server: Any) -> None:
     h.close()
 
 
+@pytest.mark.standalone_only("ACL SETUSER of a restricted user on one server (ACLs are per node)")
 def test_clear_needs_no_keys_nor_flushdb(handler: Any, server: Any, key_prefix: str, raw: valkey.Valkey) -> None:
     """Every method, clear included, works for an ACL user denied KEYS, FLUSHDB and FLUSHALL."""
     user = "cert-" + key_prefix.replace(":", "-").strip("-")
@@ -392,13 +394,15 @@ def test_pool_is_per_process_after_fork(ours: ValkeyCache, raw: valkey.Valkey, k
 
 
 def test_from_env_reads_variables(server: Any, key_prefix: str, raw: valkey.Valkey) -> None:
-    """from_env() reads VALKEY_HOST, _PORT, _DB, _PREFIX, _EXPIRE (and VALKEY_URL)."""
+    """from_env() reads VALKEY_HOST, _PORT, _DB, _PREFIX, _EXPIRE, _CLUSTER (and VALKEY_URL)."""
+    cluster = "1" if server.cluster else "0"
     env = {"VALKEY_HOST": server.host, "VALKEY_PORT": str(server.port), "VALKEY_DB": "0",
-           "VALKEY_PREFIX": key_prefix, "VALKEY_EXPIRE": "45"}
+           "VALKEY_PREFIX": key_prefix, "VALKEY_EXPIRE": "45", "VALKEY_CLUSTER": cluster}
     h = ValkeyCache.from_env(env)
     h.set("e", 1)
     assert 44_000 < raw.pttl(key_prefix + "e") <= 45_000
-    h2 = ValkeyCache.from_env({"VALKEY_URL": f"valkey://{server.host}:{server.port}/0", "VALKEY_PREFIX": key_prefix})
+    h2 = ValkeyCache.from_env({"VALKEY_URL": f"valkey://{server.host}:{server.port}/0", "VALKEY_PREFIX": key_prefix,
+                               "VALKEY_CLUSTER": cluster})
     assert h2.get("e") == 1
     h.close()
     h2.close()
@@ -415,7 +419,7 @@ def test_from_env_bad_values_name_the_variable(name: str, value: str) -> None:
 @pytest.mark.parametrize("scheme", ["valkey", "redis"])
 def test_url_schemes(server: Any, scheme: str, key_prefix: str) -> None:
     """valkey:// and redis:// URLs connect; valkeys:// and rediss:// turn TLS on."""
-    h = ValkeyCache(url=f"{scheme}://{server.host}:{server.port}/0", prefix=key_prefix)
+    h = ValkeyCache(url=f"{scheme}://{server.host}:{server.port}/0", prefix=key_prefix, cluster=server.cluster)
     h.set("u", scheme)
     assert h.get("u") == scheme
     h.clear()

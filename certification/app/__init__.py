@@ -34,7 +34,10 @@ class ServedBy(Pipe):
 
 
 def handler_from_env(environ: Mapping[str, str] | None = None) -> Any:
-    """Build the cache handler named by ``CERT_HANDLER`` on ``CERT_HOST``:``CERT_PORT`` under ``CERT_PREFIX``."""
+    """Build the cache handler named by ``CERT_HANDLER`` on ``CERT_HOST``:``CERT_PORT`` under ``CERT_PREFIX``.
+
+    ``CERT_CLUSTER=1``: that address is a seed node of a cluster (ValkeyCache only; RedisCache has no cluster client).
+    """
     env = os.environ if environ is None else environ
     kind = env.get("CERT_HANDLER", "ValkeyCache")
     kwargs = {"host": env.get("CERT_HOST", "127.0.0.1"), "port": int(env.get("CERT_PORT", "6379")),
@@ -42,7 +45,7 @@ def handler_from_env(environ: Mapping[str, str] | None = None) -> Any:
     if kind == "ValkeyCache":
         from emmett_valkey import ValkeyCache
 
-        return ValkeyCache(**kwargs)
+        return ValkeyCache(**kwargs, cluster=env.get("CERT_CLUSTER", "0") == "1")
     if kind == "RedisCache":
         from emmett_core.cache.handlers import RedisCache
 

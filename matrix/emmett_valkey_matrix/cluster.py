@@ -140,15 +140,37 @@ class LocalCluster(StopsOnExit):
         return f"valkey://{auth}{self.host}:{self.primaries[0].port}"
 
     @property
+    def port(self) -> int:
+        """Port of the first live primary (the seed a single-node client would be given)."""
+        return self.primaries[0].port
+
+    @property
     def provenance(self) -> dict[str, Any]:
-        """A single server's provenance (of the first node) plus the topology as it is now."""
+        """The first node's provenance, ``"topology": "cluster"`` and ``"cluster"``: every node as it is now.
+
+        Each node record is :func:`node_record` (id, address, role, slots, primary, and what its INFO said); a node
+        that is not running is ``"role": "down"`` with no slots.
+        """
         prov = dict(self.nodes[0].provenance)
-        prov["topology"] = {
-            "kind": "cluster", "primaries": self.primaries_count,
-            "replicas": self.primaries_count * self.replicas_per_primary, "slot_command": self.slot_command,
-            "nodes": [{"port": n.port, "role": n.role if n.alive else "down", "node_id": n.node_id}
-                      for n in self.nodes],
-        }
+        views: dict[str, NodeView] = {}
+        for node in (n for n in self.nodes if n.alive):
+            with contextlib.suppress(valkey.ValkeyError, OSError):
+                conn = node.client(timeout=PROBE_TIMEOUT_S)
+                try:
+                    views = parse_nodes(_command(conn, "CLUSTER", "NODES"))
+                finally:
+                    close(conn)
+                break
+        records = []
+        for n in self.nodes:
+            view = views.get(n.node_id)
+            role = (view.role if view else n.role) if n.alive else "down"
+            records.append(node_record(n.node_id, n.host, n.port, role, view.slots if view and n.alive else (),
+                                       view.primary_id if view else n.primary_id, n.provenance))
+        prov["topology"] = "cluster"
+        prov["cluster"] = {"primaries": self.primaries_count,
+                           "replicas": self.primaries_count * self.replicas_per_primary,
+                           "slot_command": self.slot_command, "nodes": records}
         return prov
 
     def replicas_of(self, primary: ClusterNode) -> list[ClusterNode]:
@@ -381,6 +403,21 @@ def start_cluster(resolved: Resolved, workdir: Path, *, primaries: int = 3, repl
         raise
     cluster.formation_s = time.monotonic() - began
     return cluster
+
+
+def node_record(node_id: str, host: str, port: int, role: str, slots: tuple[str, ...], replica_of: str | None,
+                identity: Mapping[str, Any]) -> dict[str, Any]:
+    """One node of a cluster's provenance: where it is, its role and slots, and what its INFO said it is."""
+    return {"node_id": node_id, "host": host, "port": port, "role": role,
+            "slots": [slot_range(s) for s in slots], "replica_of": replica_of if role == REPLICA else None,
+            "product": identity.get("product"), "version": identity.get("version"),
+            "build_id": identity.get("build_id"), "git_sha": identity.get("git_sha")}
+
+
+def slot_range(text: str) -> list[int]:
+    """``"0-5460"`` -> ``[0, 5460]``; a single slot ``"5461"`` -> ``[5461, 5461]`` (as ``CLUSTER NODES`` gives them)."""
+    low, _, high = text.partition("-")
+    return [int(low), int(high or low)]
 
 
 def _add_slots(conn: valkey.Valkey, low: int, high: int, *, ranged: bool) -> str:

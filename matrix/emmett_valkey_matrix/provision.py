@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import valkey
 
 from . import binary_cache
-from .catalogue import Entry, in_line, load_catalogue
+from .catalogue import CLUSTER, STANDALONE, Entry, in_line, load_catalogue, split_id
 from .executor import ExternalServer, LocalServer, NotSupported, ServerOptions, binary_has_tls, close, query
 from .identify import Identity, IntegrityError, check, from_info
 from .sources import build, compose, debian, wheel
@@ -51,6 +51,12 @@ class Resolved:
     binary: Binary | None = None
     url: str | None = None
     compose: bool = False
+    topology: str = STANDALONE  # how the id runs: one server, or a cluster of this binary (``<id>-cluster``)
+
+    @property
+    def id(self) -> str:
+        """The certification id: the catalogue id, with ``-cluster`` for the cluster topology."""
+        return self.entry.id if self.topology == STANDALONE else f"{self.entry.id}-{self.topology}"
 
     @property
     def external(self) -> bool:
@@ -67,10 +73,35 @@ class Resolved:
         """
         options = options or ServerOptions()
         if self.binary is None:
+            if self.topology != STANDALONE:
+                raise NotSupported(f"{self.describe()} is a cluster someone else runs: no single server of it starts")
             if port is not None:
                 raise NotSupported(f"{self.describe()} is an external server; it cannot be moved to port {port}")
             return self._connect(options)
         return self.identify(LocalServer(self.binary, options, workdir, port=port).start())
+
+    def run(self, *, workdir: Path) -> Any:
+        """Run what the id names: one server (as :meth:`start`), or for ``<id>-cluster`` a cluster of 3 primaries
+        and 3 replicas of the binary (:func:`~emmett_valkey_matrix.cluster.start_cluster`), or connect to the
+        cluster someone else runs (``CERTIFY_<ID>_CLUSTER_URL``, every node identified by INFO).
+
+        The result has ``host``, ``port``, ``url``, ``provenance`` and ``stop()``; a cluster also ``startup_nodes``.
+        """
+        if self.topology == STANDALONE:
+            return self.start(workdir=workdir)
+        if self.binary is not None:
+            from .cluster import start_cluster
+
+            return start_cluster(self, workdir)
+        from .cluster_external import connect_cluster
+
+        assert self.url is not None
+        server = ExternalServer.from_url(self.url)
+        found, tls = _identify_url(server)
+        check(self.entry, found, self.describe(), self.exact)
+        base = self._provenance(found, tls, binary=None, binary_sha256=None, url=_redact(self.url), options=[],
+                                started_at=_now())
+        return connect_cluster(server, self.entry, self.describe(), base)
 
     def identify(self, server: LocalServerT) -> LocalServerT:
         """Identify a server started from this binary by INFO, check it against the id, record its provenance.
@@ -129,7 +160,7 @@ class Resolved:
                                                                 "sha256": None}
         return {"id": self.entry.id, "product": found.product, "line": self.entry.line, "version": found.version,
                 "build_id": found.build_id, "git_sha": found.git_sha, "malloc": found.malloc, "tls": tls,
-                "source": source, **extra}
+                "source": source, "topology": STANDALONE, **extra}
 
 
 def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
@@ -137,18 +168,31 @@ def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
             progress: Progress = stderr_progress) -> Resolved:
     """Find a server for ``server_id`` here (see module docstring); fetches into the cache if ``fetch``.
 
+    ``<id>-cluster`` (see :func:`~emmett_valkey_matrix.catalogue.split_id`) finds the same binary as ``<id>``, to
+    run as a cluster (:meth:`Resolved.run`); its user URL is ``CERTIFY_<ID>_CLUSTER_URL``, a seed node of a
+    cluster someone else runs (``CERTIFY_<ID>_URL``, a single server, is not used for it).
+
     Raises :class:`NotAvailable` listing why each source failed and every way to provide one, or
     :class:`IntegrityError` when a source gives the wrong server.
     """
     catalogue = catalogue if catalogue is not None else load_catalogue()
     environ = os.environ if environ is None else environ
-    if server_id not in catalogue:
-        raise KeyError(f"unknown server id {server_id!r}; known: {', '.join(catalogue)}")
-    entry = catalogue[server_id]
+    base_id, topology = split_id(server_id)
+    if base_id not in catalogue:
+        raise KeyError(f"unknown server id {server_id!r}; known: {', '.join(catalogue)} "
+                       f"(each also as <id>-{CLUSTER}, a cluster of it)")
+    entry = catalogue[base_id]
+    resolved = _resolve(entry, topology, environ, fetch, progress)
+    resolved.topology = topology
+    return resolved
 
-    url = user_url(server_id, environ)
+
+def _resolve(entry: Entry, topology: str, environ: Mapping[str, str], fetch: bool, progress: Progress) -> Resolved:
+    server_id = entry.id
+    url_id = server_id if topology == STANDALONE else f"{server_id}_{topology}"  # CERTIFY_<ID>_CLUSTER_URL
+    url = user_url(url_id, environ)
     if url:
-        return _from_url(entry, url)
+        return _from_url(entry, url, env_name(url_id, "URL"), cluster=topology == CLUSTER)
     given = user_binary(server_id, environ)
     if given:
         binary, found = given
@@ -156,7 +200,7 @@ def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
             check(entry, found, binary.source["detail"])
         return Resolved(entry, "user-binary", binary.source["detail"], _version(found, entry), binary=binary)
 
-    reasons = [f"{env_name(server_id, 'URL')}: not set", f"{env_name(server_id, 'BIN')}: not set"]
+    reasons = [f"{env_name(url_id, 'URL')}: not set", f"{env_name(server_id, 'BIN')}: not set"]
     for source in entry.sources:
         try:
             binary = SLOW_SOURCES[source.kind].obtain(source, fetch=fetch, progress=progress).runnable(source.argv0)
@@ -171,7 +215,9 @@ def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
                         exact=source.version, binary=binary)
 
     engine = compose.docker_engine()
-    if engine is None:
+    if topology != STANDALONE:
+        engine = f"not used for a {topology} (the compose file runs single servers)"
+    elif engine is None:
         return Resolved(entry, "compose", entry.image, entry.image_version, exact=entry.image_version,
                         url=compose.compose_url(entry), compose=True)
     reasons.append(f"docker compose: {engine}")
@@ -182,7 +228,7 @@ def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
         reasons.append(f"PATH: {binary.path} is {found}, not {entry.display}")
     except (NotAvailable, IntegrityError) as exc:
         reasons.append(f"PATH: {exc}")
-    raise NotAvailable(_not_available_message(entry, reasons))
+    raise NotAvailable(_not_available_message(entry, reasons, topology))
 
 
 def _version(found: Identity | None, entry: Entry, exact: str | None = None) -> str:
@@ -190,8 +236,7 @@ def _version(found: Identity | None, entry: Entry, exact: str | None = None) -> 
     return found.version if found is not None else exact or f"{entry.line}.x"
 
 
-def _from_url(entry: Entry, url: str) -> Resolved:
-    name = env_name(entry.id, "URL")
+def _from_url(entry: Entry, url: str, name: str, *, cluster: bool = False) -> Resolved:
     try:
         server = ExternalServer.from_url(url)
     except ValueError as exc:
@@ -202,7 +247,20 @@ def _from_url(entry: Entry, url: str) -> Resolved:
         raise NotAvailable(f"{name}={_redact(url)} does not answer: {exc}") from exc
     detail = f"{name}={_redact(url)}"
     check(entry, found, detail)
+    if cluster:
+        _check_cluster_mode(server, detail)
     return Resolved(entry, "user-url", detail, found.version, url=url)
+
+
+def _check_cluster_mode(server: ExternalServer, detail: str) -> None:
+    """Refuse a cluster URL whose server is not a cluster node (a single server is no cluster certification)."""
+    conn = server.client(socket_timeout=5, socket_connect_timeout=5)
+    try:
+        enabled = conn.info("cluster").get("cluster_enabled")  # type: ignore[union-attr]
+    finally:
+        close(conn)
+    if str(enabled) != "1":
+        raise IntegrityError(f"{detail}: not in cluster mode (INFO cluster says cluster_enabled:{enabled})")
 
 
 def _identify_url(server: ExternalServer) -> tuple[Identity, bool | None]:
@@ -229,8 +287,17 @@ def pending_downloads(entries: Iterable[Entry]) -> list[tuple[str, str, float | 
     return list(pending.values())
 
 
-def _not_available_message(entry: Entry, reasons: list[str]) -> str:
+def _not_available_message(entry: Entry, reasons: list[str], topology: str = STANDALONE) -> str:
     sid, port = entry.id, entry.compose_port
+    if topology != STANDALONE:
+        name = env_name(f"{sid}_{topology}", "URL")
+        lines = [f"{sid}-{topology} ({entry.display} as a {topology}) is not available on this machine: it needs a "
+                 f"{entry.display} binary to start one, or a {topology} you run.", "Tried, in order:"]
+        lines += [f"  - {r}" for r in reasons]
+        lines += ["Ways to provide it:", f"  - a {topology} you run: {name}=valkey://host:port (a seed node)",
+                  f"  - a binary you have: {env_name(sid, 'BIN')}=/path/to/{entry.product}-server "
+                  f"(any {entry.display}.x)"]
+        return "\n".join(lines)
     ways = [
         f"a server you run: {env_name(sid, 'URL')}=valkey://localhost:6379 (any {entry.display}.x)",
         f"  e.g. {compose.up_command(sid, wait=False)}",

@@ -106,9 +106,12 @@ def test_cluster_forms_serves_and_stops(server_id, resolved, tmp_path):
         prov = cluster.provenance
         assert prov["id"] == server_id and prov["binary_sha256"] and prov["source"]["kind"]
         assert "--cluster-enabled" in prov["options"] and "--cluster-node-timeout" in prov["options"]
-        topology = prov["topology"]
-        assert (topology["kind"], topology["primaries"], topology["replicas"]) == ("cluster", 3, 3)
+        topology = prov["cluster"]
+        assert (prov["topology"], topology["primaries"], topology["replicas"]) == ("cluster", 3, 3)
         assert [(n["port"], n["node_id"]) for n in topology["nodes"]] == [(n.port, n.node_id) for n in nodes]
+        assert sorted(tuple(r) for n in topology["nodes"] for r in n["slots"]) == slot_ranges(3)
+        assert {n["node_id"]: n["replica_of"] for n in topology["nodes"]} == {n.node_id: n.primary_id for n in nodes}
+        assert all(n["version"] == resolved(server_id).version for n in topology["nodes"])
         jsonschema.Draft202012Validator(_provenance_schema()).validate(json.loads(json.dumps(prov)))
         assert cluster.url == f"valkey://127.0.0.1:{cluster.primaries[0].port}"
 
@@ -165,7 +168,7 @@ def test_failover_kill_restart_and_manual(valkey91, tmp_path):
         assert (victim.host, victim.port) not in cluster.startup_nodes
         for node in cluster.primaries + cluster.replicas:
             assert _cluster_info(node)["cluster_state"] == "ok"
-        assert {n["port"]: n["role"] for n in cluster.provenance["topology"]["nodes"]}[victim.port] == "down"
+        assert {n["port"]: n["role"] for n in cluster.provenance["cluster"]["nodes"]}[victim.port] == "down"
         client = _client(cluster)
         try:
             assert [client.get(k) for k in keys] == [k.encode() for k in keys]
