@@ -140,6 +140,11 @@ def _only_baseline(item: pytest.Item) -> bool:
     return "baseline" in names and "ours" not in names
 
 
+#: the benchmark suite pairs ours with one server's raw client; cluster benchmarks are marked ``cluster`` as well
+BENCHMARKS_ON_ONE_SERVER = ("the benchmark suite pairs the handler with one server's raw valkey-py client (benchmarks "
+                            "on a cluster carry the cluster marker)")
+
+
 def _marker_reason(marker: pytest.Mark) -> str:
     return str(marker.args[0] if marker.args else marker.kwargs["reason"])
 
@@ -151,6 +156,8 @@ def _skip_for_topology(item: pytest.Item, info: ServerInfo, params: dict[str, An
         if cluster_only is not None:
             item.add_marker(pytest.mark.skip(reason=f"cluster topology only: {_marker_reason(cluster_only)}"))
         return
+    if standalone_only is None and item.get_closest_marker("benchmark") and not item.get_closest_marker("cluster"):
+        standalone_only = pytest.mark.standalone_only(BENCHMARKS_ON_ONE_SERVER).mark
     if standalone_only is not None:
         item.add_marker(pytest.mark.skip(reason=f"standalone only: {_marker_reason(standalone_only)}"))
     elif cluster_only is None and ((params.get("handler") or params.get("handler_factory")) == "RedisCache"

@@ -62,7 +62,7 @@ class ServerInfo:
         return tuple(int(p) for p in self.version.split(".") if p.isdigit())
 
     def connection_kwargs(self) -> dict[str, Any]:
-        """host and port of the server (a seed node on a cluster: a single-node client gets MOVED there)."""
+        """Host and port of the server (a seed node on a cluster: a single-node client gets MOVED there)."""
         return {"host": self.host, "port": self.port}
 
     def handler_args(self) -> dict[str, Any]:

@@ -21,7 +21,9 @@ from certification.support_faults import (
     write_aclfile,
 )
 
-pytestmark = [pytest.mark.faults, pytest.mark.standalone_only("requirepass and ACL files on one dedicated server (the local cluster runs without auth)")]
+pytestmark = [pytest.mark.faults,
+              pytest.mark.standalone_only(
+                  "requirepass and ACL files on one dedicated server (the local cluster runs without auth)")]
 
 APP_USER = "cacheapp"
 

@@ -10,7 +10,9 @@ import pytest
 
 from certification.support_faults import HandlerFactory, dedicated
 
-pytestmark = [pytest.mark.faults, pytest.mark.standalone_only("maxmemory and the eviction policy set on one dedicated server")]
+pytestmark = [pytest.mark.faults,
+              pytest.mark.standalone_only(
+                  "maxmemory and the eviction policy set on one dedicated server")]
 
 MAXMEMORY = "4mb"
 CHUNK = 16 * 1024

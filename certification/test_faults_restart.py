@@ -15,7 +15,9 @@ import pytest
 
 from certification.support_faults import HandlerFactory, dedicated, poll
 
-pytestmark = [pytest.mark.faults, pytest.mark.standalone_only("restarts (SIGKILL, clean shutdown with appendonly) of one dedicated server process")]
+pytestmark = [pytest.mark.faults,
+              pytest.mark.standalone_only(
+                  "restarts (SIGKILL, clean shutdown with appendonly) of one dedicated server process")]
 
 TIMEOUT = 0.5  # socket_timeout and socket_connect_timeout of the handlers under test
 #: the longest one call may take while the server is down or coming back: two attempts and one backoff, plus slack

@@ -14,7 +14,9 @@ from certification.support_faults import (
     tls_server,
 )
 
-pytestmark = [pytest.mark.faults, pytest.mark.standalone_only("TLS server options on one dedicated server (the local cluster runs without TLS)")]
+pytestmark = [pytest.mark.faults,
+              pytest.mark.standalone_only(
+                  "TLS server options on one dedicated server (the local cluster runs without TLS)")]
 
 TIMEOUT = 0.5
 

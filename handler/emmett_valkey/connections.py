@@ -231,8 +231,14 @@ class Connections:
         """Close the running loop's async connections."""
         loop = asyncio.get_running_loop()
         client = self._aclients.pop(loop, None)
-        self._aguards.pop(loop, None)
-        for node in self._anodes.pop(loop, {}).values():
+        guard = self._aguards.pop(loop, None)
+        nodes = self._anodes.pop(loop, {})
+        if guard is not None:
+            # close through the guard, awaited here: dropping it unawaited would leave its finalizer to close the
+            # client in a task of its own, which asyncio.run cancels half-way (a cluster's node connections stay open)
+            await guard.aclose()
+            return
+        for node in nodes.values():
             await _aclose_client(node)
         if client is not None:
             await _aclose_client(client)

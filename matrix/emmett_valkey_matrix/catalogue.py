@@ -108,7 +108,10 @@ def split_id(server_id: str) -> tuple[str, str]:
 
 
 def topology_id(base_id: str, topology: str) -> str:
-    """The inverse of :func:`split_id`: ``("valkey91", "cluster")`` -> ``valkey91-cluster``."""
+    """Return the certification id of a catalogue id and topology (the inverse of :func:`split_id`).
+
+    ``topology_id("valkey91", "cluster")`` -> ``valkey91-cluster``.
+    """
     if topology not in TOPOLOGIES:
         raise ValueError(f"unknown topology {topology!r}; known: {', '.join(TOPOLOGIES)}")
     return base_id if topology == STANDALONE else f"{base_id}-{topology}"

@@ -99,7 +99,7 @@ def _client(server: ExternalServer, host: str, port: int) -> valkey.Valkey:
 
 
 def _addresses(text: str, seed_host: str) -> dict[str, tuple[str, int]]:
-    """node id -> (host, port) from ``CLUSTER NODES`` (an empty host, a node that does not know its own, is the seed's)."""
+    """Map node id -> (host, port) from ``CLUSTER NODES`` (an empty host is the seed's)."""
     out = {}
     for line in text.splitlines():
         parts = line.split()

@@ -81,9 +81,11 @@ class Resolved:
         return self.identify(LocalServer(self.binary, options, workdir, port=port).start())
 
     def run(self, *, workdir: Path) -> Any:
-        """Run what the id names: one server (as :meth:`start`), or for ``<id>-cluster`` a cluster of 3 primaries
-        and 3 replicas of the binary (:func:`~emmett_valkey_matrix.cluster.start_cluster`), or connect to the
-        cluster someone else runs (``CERTIFY_<ID>_CLUSTER_URL``, every node identified by INFO).
+        """Run what the id names: one server, or a cluster for ``<id>-cluster``.
+
+        One server as :meth:`start` does; for ``<id>-cluster`` a cluster of 3 primaries and 3 replicas of the
+        binary (:func:`~emmett_valkey_matrix.cluster.start_cluster`), or a connection to the cluster someone else
+        runs (``CERTIFY_<ID>_CLUSTER_URL``, every node identified by INFO).
 
         The result has ``host``, ``port``, ``url``, ``provenance`` and ``stop()``; a cluster also ``startup_nodes``.
         """
