@@ -211,8 +211,9 @@ def _in_certification(nodeid: str) -> bool:
 
 def _for_server(nodeid: str, server_id: str, ids: Any) -> bool:
     """Whether a test runs for *server_id*: its parameters name that server, or no server of the session at all."""
-    params = set(nodeid.rpartition("[")[2].rstrip("]").split("-")) if nodeid.endswith("]") else set()
-    named = params & set(ids)
+    text = nodeid.rpartition("[")[2].rstrip("]") if nodeid.endswith("]") else ""
+    named = {i for i in ids if re.search(rf"(?:^|-){re.escape(i)}(?:-|$)", text)}
+    named -= {i for i in named for longer in named if longer != i and longer.startswith(i + "-")}  # valkey91-cluster
     return not named or server_id in named
 
 
