@@ -268,7 +268,10 @@ def pause_after_first_read(app: Any, monkeypatch: pytest.MonkeyPatch, on_pause: 
     ValkeyCache: after its first SCAN page (scan_count 100, so the walk has many pages left); RedisCache: after its
     KEYS, before its DEL. Returns counters of the reads and of the deletes sent after the pause.
     """
-    if isinstance(app, ValkeyCache):
+    if isinstance(app, ValkeyCache) and app.connections.settings.cluster:
+        app.scan_count = 100  # on a cluster clear() reads one primary's SCAN page at a time through its I/O layer
+        client, read, delete = app._io, "scan_page", "unlink"
+    elif isinstance(app, ValkeyCache):
         app.scan_count = 100
         client, read, delete = app.client, "scan", "unlink"  # the calling thread's client, the one clear() uses
     else:
@@ -282,6 +285,8 @@ def pause_after_first_read(app: Any, monkeypatch: pytest.MonkeyPatch, on_pause: 
         if seen["reads"] == 1:
             if read == "scan":
                 seen["cursor_after_pause"] = int(reply[0])  # 0 would mean the walk ends here: nothing left to overlap
+            elif read == "scan_page":  # (primary index, its cursor), None once every primary is walked
+                seen["cursor_after_pause"] = 0 if reply[0] is None else 1
             on_pause()
         return reply
 

@@ -109,6 +109,8 @@ def test_threads_on_a_small_pool(server: Any, key_prefix: str, raw: valkey.Valke
         base._cache.close()
 
 
+@pytest.mark.standalone_only("a pool of 2 connections per process on one server; a cluster handler has a pool per "
+                             "node, and its cluster client's pools are not bounded by max_connections")
 def test_processes_and_threads_on_small_pools(server: Any, key_prefix: str, raw: valkey.Valkey) -> None:
     """3 spawned processes x 4 threads, a pool of 2 each: no error, no bad or lost entry, exact counter, <= 2 each."""
     ctx = multiprocessing.get_context("spawn")

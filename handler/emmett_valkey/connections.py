@@ -213,8 +213,17 @@ class Connections:
         clients = self._anodes.setdefault(loop, {})
         client = clients.get((host, port))
         if client is None:
-            kwargs = {k: v for k, v in self.settings.connection.items() if k not in ("host", "port", "db")}
-            client = clients[(host, port)] = avalkey.Valkey(host=host, port=port, **kwargs)
+            # the pool of one server's: bounded by max_connections, and waiting pool_timeout for a free connection
+            # when given (a plain pool refuses at once with "Too many connections" under concurrent tasks)
+            s = self.settings
+            kwargs = {k: v for k, v in s.connection.items() if k not in ("host", "port", "db")}
+            pool_cls = avalkey.ConnectionPool
+            if s.pool_timeout is not None:
+                pool_cls, kwargs["timeout"] = avalkey.BlockingConnectionPool, s.pool_timeout
+            if s.ssl:
+                kwargs["connection_class"] = avalkey.SSLConnection
+            pool = pool_cls(host=host, port=port, **kwargs)
+            client = clients[(host, port)] = avalkey.Valkey(connection_pool=pool)
         return client
 
     def close(self) -> None:
