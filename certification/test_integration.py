@@ -148,7 +148,12 @@ def granian_apps(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tupl
 
 
 def drop_keys(served: ServedApp) -> None:
-    client = valkey.Valkey(host=served.cache_host, port=served.cache_port)
+    if served.cluster:
+        from valkey.cluster import ValkeyCluster
+
+        client: Any = ValkeyCluster(host=served.cache_host, port=served.cache_port)
+    else:
+        client = valkey.Valkey(host=served.cache_host, port=served.cache_port)
     try:
         scan_delete(client, served.prefix)
     finally:
