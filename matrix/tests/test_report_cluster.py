@@ -351,3 +351,15 @@ def test_markdown_tables_stay_well_formed(both: Report) -> None:
                 if not row.startswith("| "):
                     break
                 assert len(re.findall(r"(?<!\\)\|", row)) == width, row
+
+
+def test_benchmark_files_of_a_cluster_are_read_by_their_id() -> None:
+    """reports/benchmarks/<id>-cluster.json gives the cluster column its figures; an unknown id's is rejected."""
+    figures = json.loads((DATA / "benchmarks" / "valkey91.json").read_text())
+    report = build_report([_cluster91()], None, {"valkey91-cluster": figures, "keydb63-cluster": figures},
+                          generated_at=NOW, handler_version="0.1.0")
+    run = next(r for r in report.benchmark_runs if r.server_id == "valkey91-cluster")
+    assert run.status == "figures" and run.ratios
+    assert [r.server_id for r in report.benchmark_runs] == [c.id for c in report.columns]
+    assert {i.server_id: i.problem for i in report.inputs if i.kind == "benchmarks"} == {
+        "valkey91-cluster": None, "keydb63-cluster": "unknown_server"}
