@@ -259,6 +259,18 @@ def test_a_cluster_node_of_another_build_is_refused() -> None:
     assert detail == f"valkey91-cluster is a cluster of Valkey 9.1.x but node {node_id(5)} records redis 7.4.1"
 
 
+def test_a_cluster_node_of_another_binary_is_refused() -> None:
+    """Nodes that record their binary's sha256 must have run the server's binary."""
+    doc = _cluster91()
+    binary = doc["server"]["binary_sha256"]
+    for node in doc["server"]["cluster"]["nodes"]:
+        node["binary_sha256"] = binary
+    assert _inputs(_build([doc]))["valkey91-cluster.json"] == ("accepted", None)
+    doc["server"]["cluster"]["nodes"][2]["binary_sha256"] = "0" * 64
+    problem, detail = _refused(doc)
+    assert problem == "mismatch" and detail is not None and f"node {node_id(3)} ran another" in detail
+
+
 @pytest.mark.parametrize(
     ("change", "detail"),
     [

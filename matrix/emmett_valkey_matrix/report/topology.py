@@ -84,8 +84,8 @@ def cluster_info(server: Mapping[str, Any]) -> ClusterInfo | None:
 def topology_problem(entry: Entry, server_id: str, topology: str, server: Mapping[str, Any]) -> str | None:
     """Why a completed run's ``server`` block does not fit its id's topology and ``entry``'s build, or ``None``.
 
-    A ``<id>-cluster`` file must record a cluster with nodes, each node (where it names one) of the catalogued
-    product and line; a ``<id>`` file must not record a cluster.
+    A ``<id>-cluster`` file must record a cluster with nodes, each node (where it names them) of the server's
+    binary and of the catalogued product and line; a ``<id>`` file must not record a cluster.
     """
     recorded = recorded_topology(server)
     if recorded != topology:
@@ -95,6 +95,14 @@ def topology_problem(entry: Entry, server_id: str, topology: str, server: Mappin
     info = cluster_info(server)
     if info is None or not info.nodes:
         return f"{server_id} is a cluster run but the file records no cluster nodes"
+    binary = server.get("binary_sha256")
+    for raw in _block(server).get("nodes") or ():
+        theirs = raw.get("binary_sha256") if isinstance(raw, Mapping) else None
+        if binary and theirs and theirs != binary:
+            return (
+                f"{server_id} is a cluster of the binary recorded for the server (sha256 {binary}) but node "
+                f"{raw.get('node_id') or raw.get('port')} ran another (sha256 {theirs})"
+            )
     for node in info.nodes:
         product = node.product or entry.product
         version = node.version or str(server.get("version", ""))
