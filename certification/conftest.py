@@ -62,7 +62,7 @@ def pytest_configure(config: pytest.Config) -> None:
     pool = ServerPool()
     config.stash[POOL] = pool
     if config.option.collectonly or config.option.help:
-        from emmett_valkey_matrix.catalogue import split_id
+        from emmett_valkey_matrix.contract import split_id
 
         ids = requested_ids(config)
         pool.infos = {i: ServerInfo(i, "", "", 0, {}, topology=split_id(i)[1]) for i in ids}

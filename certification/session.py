@@ -45,7 +45,7 @@ class ServerInfo:
     @property
     def base_id(self) -> str:
         """The catalogue id (``valkey91`` for ``valkey91-cluster``): the binary both topologies run."""
-        from emmett_valkey_matrix.catalogue import split_id
+        from emmett_valkey_matrix.contract import split_id
 
         return split_id(self.id)[0]
 

@@ -89,34 +89,6 @@ class Entry:
         return f"{self.product.capitalize()} {self.line}"
 
 
-#: how an id runs: one server (the plain id, ``valkey91``), or a cluster of it (``valkey91-cluster``)
-STANDALONE, CLUSTER = "standalone", "cluster"
-TOPOLOGIES = (STANDALONE, CLUSTER)
-
-
-def split_id(server_id: str) -> tuple[str, str]:
-    """Split a certification id into its catalogue id and topology: the one place that reads the suffix.
-
-    ``split_id("valkey91-cluster")`` -> ``("valkey91", "cluster")``; any other id is a single server,
-    ``split_id("valkey91")`` -> ``("valkey91", "standalone")``. Whether the base id is catalogued is checked by
-    whoever looks it up (:func:`~emmett_valkey_matrix.provision.resolve` names the known ids).
-    """
-    base, sep, topology = server_id.rpartition("-")
-    if sep and topology == CLUSTER and base:
-        return base, CLUSTER
-    return server_id, STANDALONE
-
-
-def topology_id(base_id: str, topology: str) -> str:
-    """Return the certification id of a catalogue id and topology (the inverse of :func:`split_id`).
-
-    ``topology_id("valkey91", "cluster")`` -> ``valkey91-cluster``.
-    """
-    if topology not in TOPOLOGIES:
-        raise ValueError(f"unknown topology {topology!r}; known: {', '.join(TOPOLOGIES)}")
-    return base_id if topology == STANDALONE else f"{base_id}-{topology}"
-
-
 def version_key(version: str) -> tuple[int, ...]:
     """Sort key for dotted numeric versions; non-numeric parts sort as 0."""
     return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))

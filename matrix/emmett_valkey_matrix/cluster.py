@@ -411,7 +411,8 @@ def node_record(node_id: str, host: str, port: int, role: str, slots: tuple[str,
     return {"node_id": node_id, "host": host, "port": port, "role": role,
             "slots": [slot_range(s) for s in slots], "replica_of": replica_of if role == REPLICA else None,
             "product": identity.get("product"), "version": identity.get("version"),
-            "build_id": identity.get("build_id"), "git_sha": identity.get("git_sha")}
+            "build_id": identity.get("build_id"), "git_sha": identity.get("git_sha"),
+            "binary_sha256": identity.get("binary_sha256")}
 
 
 def slot_range(text: str) -> list[int]:

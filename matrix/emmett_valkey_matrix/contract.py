@@ -2,7 +2,7 @@
 
 The suites (``certification/``) register :data:`SUITE_MARKERS` as their pytest markers, parametrize tests over
 :data:`HANDLERS` and count :data:`OUTCOMES` in result files of schema :data:`RESULTS_SCHEMA`; the report reads the
-same names back. Plain data: importing it costs nothing.
+same names back. The topology of a run is part of its id (:func:`split_id`). Plain data: importing it costs nothing.
 """
 
 from __future__ import annotations
@@ -30,3 +30,26 @@ SUITE_MARKERS: dict[str, str] = {
 SUITES = tuple(SUITE_MARKERS)
 
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
+
+#: how a catalogued server runs: one process, or a local cluster of its build (result id ``<id>-cluster``)
+STANDALONE = "standalone"
+CLUSTER = "cluster"
+TOPOLOGIES = (STANDALONE, CLUSTER)
+
+
+def split_id(server_id: str) -> tuple[str, str]:
+    """Split a result id into (catalogue id, topology): ``valkey91-cluster`` -> ``("valkey91", "cluster")``.
+
+    Any other id is standalone: ``valkey91`` -> ``("valkey91", "standalone")``.
+    """
+    base, dash, topology = server_id.rpartition("-")
+    if dash and base and topology == CLUSTER:
+        return base, CLUSTER
+    return server_id, STANDALONE
+
+
+def join_id(base_id: str, topology: str) -> str:
+    """Return the result id of a catalogue id on a topology (the inverse of :func:`split_id`)."""
+    if topology not in TOPOLOGIES:
+        raise ValueError(f"unknown topology {topology!r}; expected one of {', '.join(TOPOLOGIES)}")
+    return base_id if topology == STANDALONE else f"{base_id}-{topology}"

@@ -27,7 +27,8 @@ from urllib.parse import urlsplit
 import valkey
 
 from . import binary_cache
-from .catalogue import CLUSTER, STANDALONE, Entry, in_line, load_catalogue, split_id
+from .catalogue import Entry, in_line, load_catalogue
+from .contract import CLUSTER, STANDALONE, split_id
 from .executor import ExternalServer, LocalServer, NotSupported, ServerOptions, binary_has_tls, close, query
 from .identify import Identity, IntegrityError, check, from_info
 from .sources import build, compose, debian, wheel
@@ -170,7 +171,7 @@ def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
             progress: Progress = stderr_progress) -> Resolved:
     """Find a server for ``server_id`` here (see module docstring); fetches into the cache if ``fetch``.
 
-    ``<id>-cluster`` (see :func:`~emmett_valkey_matrix.catalogue.split_id`) finds the same binary as ``<id>``, to
+    ``<id>-cluster`` (see :func:`~emmett_valkey_matrix.contract.split_id`) finds the same binary as ``<id>``, to
     run as a cluster (:meth:`Resolved.run`); its user URL is ``CERTIFY_<ID>_CLUSTER_URL``, a seed node of a
     cluster someone else runs (``CERTIFY_<ID>_URL``, a single server, is not used for it).
 

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from cluster_results import as_cluster
 from emmett_valkey_matrix.report import build_report, render_html
 from emmett_valkey_matrix.report.load import read_benchmarks, read_results
 
@@ -132,3 +133,20 @@ def test_chart_title_legend_and_unit_never_overlap(tmp_path: Path, servers: tupl
             assert _inside(a, chart["svg"]), (chart["chart"], a, chart["svg"])
             for b in texts[i + 1:]:
                 assert not _overlap(a, b), (chart["chart"], a, b)
+
+
+def test_rendered_dom_has_both_topologies(tmp_path: Path) -> None:
+    """With a cluster run beside the standalone ones, Chromium's DOM holds both grids and the cluster's nodes."""
+    results = read_results(DATA / "results")
+    valkey91 = next(d for d in results if d.get("_origin", {}).get("file") == "valkey91.json")
+    report = build_report([*results, as_cluster(valkey91)], None, {}, generated_at="2026-11-26T02:00:00Z",
+                          handler_version="0.1.0")
+    page = tmp_path / "compatibility.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    dom = _chromium(tmp_path / "profile", "--dump-dom", page.as_uri()).stdout
+    assert dom.count('<table class="grid">') == 2 and dom.count('<th scope="rowgroup"') == 20
+    cluster_grid = dom[dom.index('id="grid-cluster"') :]
+    cluster_grid = cluster_grid[: cluster_grid.index("</table>")]
+    assert cluster_grid.count('<span class="vertical">○ not run</span>') == 9  # one cell down each column not run
+    assert "valkey91-cluster" in cluster_grid and "✔ certified" in cluster_grid
+    assert '<table class="cluster-nodes">' in dom and "5461\N{EN DASH}10922 (5462 slots)" in dom

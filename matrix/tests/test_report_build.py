@@ -35,25 +35,34 @@ def _verdicts(r: Report) -> dict[str, str]:
     return {c.id: c.verdict.code for c in r.columns}
 
 
+CATALOGUE_ORDER = [
+    "valkey72",
+    "valkey80",
+    "valkey81",
+    "valkey90",
+    "valkey91",
+    "redis62",
+    "redis70",
+    "redis72",
+    "redis74",
+    "redis82",
+]
+
+
 def test_every_catalogue_id_is_a_column_in_order(report: Report) -> None:
-    """All ten ids appear, Valkey first then Redis, each by release line."""
-    assert [c.id for c in report.columns] == [
-        "valkey72",
-        "valkey80",
-        "valkey81",
-        "valkey90",
-        "valkey91",
-        "redis62",
-        "redis70",
-        "redis72",
-        "redis74",
-        "redis82",
+    """All ten ids appear, Valkey first then Redis, each by release line; then the same ten on a cluster."""
+    assert [c.id for c in report.columns] == CATALOGUE_ORDER + [f"{i}-cluster" for i in CATALOGUE_ORDER]
+    assert [(c.base_id, c.topology) for c in report.columns] == [(i, "standalone") for i in CATALOGUE_ORDER] + [
+        (i, "cluster") for i in CATALOGUE_ORDER
     ]
 
 
 def test_verdicts(report: Report) -> None:
-    """Certified, failed, with deviations and not run follow the rules in verdict.py."""
-    assert _verdicts(report) == {
+    """Certified, failed, with deviations and not run follow the rules in verdict.py; no cluster file: not run."""
+    assert {sid: code for sid, code in _verdicts(report).items() if sid.endswith("-cluster")} == {
+        f"{i}-cluster": "not_run" for i in CATALOGUE_ORDER
+    }
+    assert {sid: code for sid, code in _verdicts(report).items() if not sid.endswith("-cluster")} == {
         "valkey72": "not_run",
         "valkey80": "not_run",
         "valkey81": "not_run",

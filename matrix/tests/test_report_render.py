@@ -357,8 +357,13 @@ def test_write_reports_and_cli(tmp_path: Path) -> None:
 
 
 def test_empty_results_dir_reports_every_id_not_run(tmp_path: Path) -> None:
-    """With no result file at all, every id is 'not run: no result file'."""
+    """With no result file at all, every id is 'not run: no result file', standalone and on a cluster."""
     paths = write_reports(tmp_path / "missing", tmp_path, handler_version="0.1.0", generated_at=NOW)
     doc = json.loads(paths[2].read_text())
-    assert {c["verdict"]["reason"] for c in doc["columns"]} == {"no result file"}
-    assert len(doc["columns"]) == 10
+    standalone = [c for c in doc["columns"] if c["topology"] == "standalone"]
+    cluster = [c for c in doc["columns"] if c["topology"] == "cluster"]
+    assert {c["verdict"]["reason"] for c in standalone} == {"no result file"}
+    assert {(c["verdict"]["code"], c["verdict"]["reason"]) for c in cluster} == {
+        ("not_run", f"no result file: not run on a cluster (tox -e {c['base_id']}-cluster)") for c in standalone
+    }
+    assert len(standalone) == len(cluster) == 10

@@ -8,7 +8,7 @@ from importlib import resources
 import jsonschema
 import pytest
 from emmett_valkey_matrix import IntegrityError, NotAvailable, ServerOptions, resolve, start_cluster
-from emmett_valkey_matrix.catalogue import split_id, topology_id
+from emmett_valkey_matrix.contract import join_id, split_id
 
 
 def test_split_id_reads_the_topology_suffix():
@@ -17,9 +17,9 @@ def test_split_id_reads_the_topology_suffix():
     assert split_id("valkey91") == ("valkey91", "standalone")
     assert split_id("valkey91-sentinel") == ("valkey91-sentinel", "standalone")
     assert split_id("-cluster") == ("-cluster", "standalone")
-    assert topology_id("redis62", "cluster") == "redis62-cluster" and topology_id("redis62", "standalone") == "redis62"
+    assert join_id("redis62", "cluster") == "redis62-cluster" and join_id("redis62", "standalone") == "redis62"
     with pytest.raises(ValueError, match="unknown topology"):
-        topology_id("redis62", "ring")
+        join_id("redis62", "ring")
 
 
 @pytest.mark.parametrize("server_id", ["valkey99-cluster", "valkey91-ring", "nope"])

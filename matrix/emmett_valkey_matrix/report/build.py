@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from ..catalogue import Entry, load_catalogue
+from ..contract import STANDALONE, TOPOLOGIES, join_id, split_id
 from . import benchmark_figures, compare, perf
 from .load import check_result, origin_of, recency_key
 from .model import (
@@ -18,12 +19,14 @@ from .model import (
     Cell,
     Column,
     Counts,
+    Difference,
     GridRow,
     InputFile,
     Provenance,
     Report,
     Verdict,
 )
+from .topology import cluster_info
 from .verdict import partial_text, unexplained, verdict_for
 
 Doc = Mapping[str, Any]
@@ -132,31 +135,40 @@ def _provenance(doc: Doc) -> Provenance | None:
         python=env.get("python"),
         platform=env.get("platform"),
         packages=dict(sorted((env.get("packages") or {}).items())),
+        topology=split_id(str(doc.get("server_id")))[1],
+        cluster=cluster_info(server),
     )
 
 
-def _column(server: Entry, doc: Doc | None, attempt: Doc | None = None) -> Column:
+def _column(server: Entry, topology: str, doc: Doc | None, attempt: Doc | None = None) -> Column:
     ours = _counts(doc, OURS)
     completed = doc is not None and doc["status"] == "completed"
     missing = tuple(s for s in SUITES if completed and _counts(doc, OURS, s).total == 0)
     provenance = _provenance(doc) if doc is not None else None
     version = provenance.version if provenance else None
     product_name = server.product.capitalize()  # as the catalogue's Entry.display names it
+    sid = join_id(server.id, topology)
+    label = f"{product_name} {version}" if version else f"{server.display}.x"
+    verdict = verdict_for(doc, ours, missing)
+    if doc is None and topology != STANDALONE:
+        verdict = Verdict(verdict.code, verdict.label, f"no result file: not run on a {topology} (tox -e {sid})")
     return Column(
-        id=server.id,
+        id=sid,
         product=server.product,
         product_name=product_name,
         line=server.line,
         version=version,
-        label=f"{product_name} {version}" if version else f"{server.display}.x",
+        label=label if topology == STANDALONE else f"{label} {topology}",
         status=doc["status"] if doc is not None else "missing",
-        verdict=_with_attempt(verdict_for(doc, ours, missing), attempt),
+        verdict=_with_attempt(verdict, attempt),
         ours=ours,
         baseline=_counts(doc, BASELINE),
         suites_missing=missing,
         source_file=_file_name(doc, server.id) if doc is not None else None,
         provenance=provenance,
         attempt=_attempt(attempt),
+        topology=topology,
+        base_id=server.id,
     )
 
 
@@ -199,7 +211,7 @@ def _benchmark_inputs(
         error = origin_of(doc).get("error")
         if error:
             inputs.append(InputFile(name, "benchmarks", sid, "rejected", "malformed", str(error)))
-        elif sid not in servers:
+        elif split_id(sid)[0] not in servers:
             detail = f"server id {sid!r} is not in the catalogue"
             inputs.append(InputFile(name, "benchmarks", sid, "rejected", "unknown_server", detail))
         elif not isinstance(doc.get("benchmarks"), list):
@@ -209,6 +221,34 @@ def _benchmark_inputs(
             usable.append((sid, doc))
             inputs.append(InputFile(name, "benchmarks", sid, "accepted", None, None))
     return sorted(usable, key=lambda item: order.index(item[0])), inputs
+
+
+def _columns(servers: Iterable[Entry], chosen: Mapping[str, Doc], attempts: Mapping[str, Doc]) -> tuple[Column, ...]:
+    """Every catalogue id standalone, in catalogue order, then every one on a cluster (``<id>-cluster``)."""
+    return tuple(
+        _column(s, topology, chosen.get(join_id(s.id, topology)), attempts.get(join_id(s.id, topology)))
+        for topology in TOPOLOGIES
+        for s in servers
+    )
+
+
+def _beside(columns: Sequence[Column], server_id: str) -> tuple[int, int]:
+    """Order a cluster run right after the standalone run of the same catalogue id."""
+    column = next(c for c in columns if c.id == server_id)
+    bases = [c.base_id for c in columns if c.topology == STANDALONE]
+    return bases.index(column.base_id), TOPOLOGIES.index(column.topology)
+
+
+def _differences(columns: Sequence[Column], completed: Sequence[tuple[str, Doc]]) -> tuple[Difference, ...]:
+    """Differences between versions within each topology: standalone servers together, clusters together.
+
+    Across topologies a test skipped as standalone-only on a cluster would differ by design, not by version.
+    """
+    out: list[Difference] = []
+    for topology in TOPOLOGIES:
+        ids = {c.id for c in columns if c.topology == topology}
+        out += compare.differences([(sid, doc) for sid, doc in completed if sid in ids])
+    return tuple(out)
 
 
 def build_report(
@@ -223,24 +263,25 @@ def build_report(
 
     ``results`` are parsed result files (as ``load.read_results`` gives them, or built in memory); files that
     are malformed, of another schema, handler or handler version (when ``handler_version`` is given), or of
-    an id not in ``catalogue`` are listed as rejected, never merged. Of two files for one id the newest wins.
-    ``catalogue`` is ``catalogue.load_catalogue()``'s mapping (id to entry, in its order: one column each); None
-    reads the packaged one.
+    an id not in ``catalogue`` (``<id>`` or ``<id>-cluster``) are listed as rejected, never merged. Of two files
+    for one id the newest wins.
+    ``catalogue`` is ``catalogue.load_catalogue()``'s mapping (id to entry, in its order: two columns each, every
+    id standalone first, then every id on a cluster); None reads the packaged one.
     ``benchmarks`` maps a server id to its pytest-benchmark JSON; each usable one is turned into figures by
     ``emmett_valkey_matrix.bench.ratios`` (``benchmark_runs``, one per column) and the targets' headline figures
     across servers (``benchmark_headlines``).
     """
     by_id = dict(load_catalogue() if catalogue is None else catalogue)
-    servers = by_id.values()
     chosen, attempts, inputs = _select(results, by_id, handler_version)
-    columns = tuple(_column(s, chosen.get(s.id), attempts.get(s.id)) for s in servers)
+    columns = _columns(by_id.values(), chosen, attempts)
     grid = tuple(
         GridRow(suite, handler, tuple(_cell(c, chosen.get(c.id), suite, handler) for c in columns))
         for suite in SUITES
         for handler in HANDLERS
     )
     completed = [(c.id, chosen[c.id]) for c in columns if c.status == "completed"]
-    bench_docs, bench_inputs = _benchmark_inputs(benchmarks or {}, by_id, [s.id for s in servers])
+    side_by_side = sorted(completed, key=lambda item: _beside(columns, item[0]))  # each cluster after its server
+    bench_docs, bench_inputs = _benchmark_inputs(benchmarks or {}, by_id, [c.id for c in columns])
     bench_runs = benchmark_figures.runs(
         [c.id for c in columns],
         [(sid, doc, _file_name(doc, f"{sid}.json")) for sid, doc in bench_docs],
@@ -251,10 +292,10 @@ def build_report(
         handler_version=handler_version,
         columns=columns,
         grid=grid,
-        differences=compare.differences(completed),
+        differences=_differences(columns, completed),
         deviations=compare.deviations(completed),
         failures=compare.failures(completed),
-        latency=perf.latency(completed),
+        latency=perf.latency(side_by_side),
         benchmark_runs=bench_runs,
         benchmark_headlines=benchmark_figures.headlines(bench_runs),
         inputs=tuple(sorted(inputs + bench_inputs, key=lambda i: (i.kind, i.status != "accepted", i.file))),

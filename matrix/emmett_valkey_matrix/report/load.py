@@ -2,7 +2,9 @@
 
 Reading (``read_results``, ``read_benchmarks``) is the only impure part: it parses each file and records where
 it came from under the ``_origin`` key (``file``, ``mtime``, and ``error`` when it could not be parsed).
-Checking (``check_result``) is pure and gives the reason a document is rejected, or ``None``.
+Checking (``check_result``) is pure and gives the reason a document is rejected, or ``None``: a file's id is a
+catalogue id, or one and its topology (``valkey91-cluster``), and a completed run must record that id's build on
+that topology.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Any
 import jsonschema
 
 from ..catalogue import Entry, in_line
+from ..contract import split_id
 from .model import DISTRIBUTION, RESULTS_SCHEMA
 from .resources import package_text
+from .topology import topology_problem
 
 ORIGIN = "_origin"
 
@@ -87,18 +91,23 @@ def check_result(
             "stale",
             f"written by {DISTRIBUTION} {handler['version']}; the installed version is {handler_version}",
         )
-    server = servers.get(doc["server_id"])
+    base_id, topology = split_id(doc["server_id"])
+    server = servers.get(base_id)
     if server is None:
-        return "unknown_server", f"server id {doc['server_id']!r} is not in the catalogue"
+        of = "" if base_id == doc["server_id"] else f" (a {topology} of {base_id!r})"
+        return "unknown_server", f"server id {doc['server_id']!r}{of} is not in the catalogue"
     provenance = doc.get("server")
     if doc["status"] == "completed" and isinstance(provenance, Mapping):
         version = str(provenance.get("version", ""))
         if provenance.get("product") != server.product or not in_line(version, server.line):
             return (
                 "mismatch",
-                f"{server.id} is {server.display}.x but the file records "
+                f"{doc['server_id']} is {server.display}.x but the file records "
                 f"{provenance.get('product')} {version}",
             )
+        problem = topology_problem(server, doc["server_id"], topology, provenance)
+        if problem is not None:
+            return "mismatch", problem
     return None
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..contract import BASELINE, DISTRIBUTION, HANDLERS, OURS, OUTCOMES, RESULTS_SCHEMA, SUITES
+from ..contract import BASELINE, DISTRIBUTION, HANDLERS, OURS, OUTCOMES, RESULTS_SCHEMA, STANDALONE, SUITES
 from ..targets import Target
 
 REPORT_SCHEMA = "emmett-valkey-report/1"
@@ -61,6 +61,29 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class ClusterNodeInfo:
+    """One node of a cluster run: where it listened, its role, its slot ranges (inclusive) and its build."""
+
+    node_id: str | None
+    host: str | None
+    port: int | None
+    role: str  # primary | replica | down (as the run left it)
+    slots: tuple[tuple[int, int], ...]
+    replica_of: str | None  # node id of its primary
+    product: str | None
+    version: str | None
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """The cluster a run used: how many primaries and replicas, and every node."""
+
+    primaries: int
+    replicas: int
+    nodes: tuple[ClusterNodeInfo, ...]
+
+
+@dataclass(frozen=True)
 class Provenance:
     """Where a column's figures come from: the server build, the run and its environment."""
 
@@ -84,6 +107,8 @@ class Provenance:
     python: str | None
     platform: str | None
     packages: dict[str, str | None]
+    topology: str = STANDALONE  # standalone | cluster
+    cluster: ClusterInfo | None = None  # the nodes, for a cluster run
 
 
 @dataclass(frozen=True)
@@ -100,7 +125,11 @@ class Attempt:
 
 @dataclass(frozen=True)
 class Column:
-    """One catalogued server: a column of the grid."""
+    """One catalogued server on one topology: a column of the grid.
+
+    ``id`` is the result id (``valkey91``, or ``valkey91-cluster`` for a cluster of that build), ``base_id`` the
+    catalogue id and ``topology`` ``standalone`` or ``cluster`` (``contract.split_id``).
+    """
 
     id: str
     product: str
@@ -116,6 +145,8 @@ class Column:
     source_file: str | None
     provenance: Provenance | None
     attempt: Attempt | None = None  # a newer run than the certification shown that was not one
+    topology: str = STANDALONE
+    base_id: str = ""
 
 
 @dataclass(frozen=True)

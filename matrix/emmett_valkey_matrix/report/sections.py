@@ -9,6 +9,7 @@ import shlex
 from collections.abc import Sequence
 from itertools import groupby
 
+from ..contract import CLUSTER, STANDALONE
 from . import text as t
 from .document import (
     Cell,
@@ -70,21 +71,31 @@ def _mark(status: str) -> Span:
     return Span(t.mark(status), role="mark", status=status)
 
 
+def _verdict_cells(c: Column) -> tuple[Cell, ...]:
+    return cell(badge(c)), cell(t.reason_first_line(c.verdict.reason)), cell(t.counts_short(c.ours))
+
+
 def _verdicts(report: Report) -> Section:
     rows = tuple(
         Row(
             (
                 cell(*server(c, f"#prov-{c.id}")),
-                cell(badge(c)),
-                cell(t.reason_first_line(c.verdict.reason)),
-                cell(t.counts_short(c.ours)),
+                *_verdict_cells(c),
                 cell(t.counts_short(c.baseline)),
+                *_verdict_cells(t.cluster_of(report, c)),
             )
         )
-        for c in report.columns
+        for c in t.standalone(report)
     )
-    header = _header("Server", "Verdict", "Why", f"{OURS} (ours)", f"{BASELINE} (baseline)")
-    table = Table(f"May I run emmett-valkey on my server? Only {OURS} decides.", header, rows, "verdicts")
+    header = _header(
+        "Server", "Verdict", "Why", f"{OURS} (ours)", f"{BASELINE} (baseline)",
+        "On a cluster", "Why (cluster)", f"{OURS} on a cluster",
+    )
+    caption = (
+        f"May I run emmett-valkey on my server? Only {OURS} decides. On a cluster: {t.CLUSTER_SHAPE}, "
+        "a verdict of its own (○ not run until tox -e <id>-cluster has run)."
+    )
+    table = Table(caption, header, rows, "verdicts")
     details = tuple(Details(line(*server(c)), reason) for c, reason in t.long_reasons(report.columns))
     return Section("verdict", "Verdict per server", (table, *details))
 
@@ -95,7 +106,10 @@ def _grid_cell(c: GridCell) -> Cell:
     return cell(Span(words, href=f"#fail-{c.server_id}" if c.state == "fail" else ""), status=c.state, title=title)
 
 
-def _grid(report: Report) -> Section:
+def _grid_table(report: Report, topology: str, caption: str) -> Table:
+    """Lay out the grid over the columns of one topology."""
+    keep = [i for i, c in enumerate(report.columns) if c.topology == topology]
+    columns = [report.columns[i] for i in keep]
     servers = tuple(
         Cell(
             (
@@ -107,24 +121,42 @@ def _grid(report: Report) -> Section:
             title=c.label,
             group=c.product_name,
         )
-        for c in report.columns
+        for c in columns
     )
     rows = tuple(
         Row(
-            (cell(t.suite_label(row.suite)), cell(*_handler(row.handler)), *(_grid_cell(c) for c in row.cells)),
+            (
+                cell(t.suite_label(row.suite)),
+                cell(*_handler(row.handler)),
+                *(_grid_cell(row.cells[i]) for i in keep),
+            ),
             status=t.HANDLER_ROLES[row.handler],
         )
         for row in report.grid
     )
+    return Table(caption, (*_header("Suite", "Handler"), *servers), rows, "grid")
+
+
+def _grid(report: Report) -> Section:
     caption = f"Tests per suite and server: ours ({OURS}) above the baseline ({BASELINE})"
-    table = Table(caption, (*_header("Suite", "Handler"), *servers), rows, "grid")
-    return Section("grid", "Results by suite", (Para(line(t.legend()), "legend-text"), table))
+    blocks: list[Para | Table | Part] = [
+        Para(line(t.legend()), "legend-text"),
+        _grid_table(report, STANDALONE, caption),
+    ]
+    title = line("On a cluster")
+    if any(c.status != "missing" for c in report.columns if c.topology == CLUSTER):
+        caption = f"Tests per suite and server on a cluster of its build: ours ({OURS}) above the baseline ({BASELINE})"
+        blocks.append(Part(title, (_grid_table(report, CLUSTER, caption),), anchor="grid-cluster"))
+    else:
+        blocks.append(Part(title, (Para(line(t.NO_CLUSTER_RUN)),), anchor="grid-cluster"))
+    return Section("grid", "Results by suite", tuple(blocks))
 
 
 def _differences(report: Report) -> Section:
     blocks: list[Table | Para | Part] = []
-    if report.differences:
-        labels = (t.column_of(report, o.server_id).label for o in report.differences[0].outcomes)
+    # one table per topology: the differences of one list the same servers
+    for ids, group in groupby(report.differences, key=lambda d: tuple(o.server_id for o in d.outcomes)):
+        labels = (t.column_of(report, sid).label for sid in ids)
         rows = tuple(
             Row(
                 (
@@ -136,11 +168,13 @@ def _differences(report: Report) -> Section:
                     ),
                 )
             )
-            for d in report.differences
+            for d in group
         )
-        caption = "Tests whose outcome is not the same on every server that ran them"
+        on_cluster = t.column_of(report, ids[0]).topology == CLUSTER
+        caption = "Tests whose outcome is not the same on every " + ("cluster" if on_cluster else "server") + \
+            " that ran them"
         blocks.append(Table(caption, _header("Test", "Handler", *labels), rows))
-    else:
+    if not report.differences:
         blocks.append(Para(line("Every test had the same outcome on every server that ran it.")))
     if report.deviations:
         rows = tuple(
@@ -200,6 +234,7 @@ def _provenance(report: Report) -> Section:
         return Section("provenance", "Provenance", (Para(line("No completed run.")),))
     fields: list[tuple[str, Sequence[object], bool]] = [
         ("Product", [f"{p.product} {p.version}" for p in ps], False),
+        ("Topology", [t.topology_text(p) for p in ps], False),
         ("Build id", [p.build_id for p in ps], True),
         ("git sha", [p.git_sha for p in ps], True),
         ("malloc", [p.malloc for p in ps], False),
@@ -222,7 +257,36 @@ def _provenance(report: Report) -> Section:
     ]
     rows = tuple(Row((cell(name), *(_value(v, code=code) for v in values))) for name, values, code in fields)
     header = (cell("Field"), *(Cell((line(*server(c)),), anchor=f"prov-{c.id}") for c in columns))
-    return Section("provenance", "Provenance", (Table("Where each column comes from", header, rows, "provenance"),))
+    table = Table("Where each column comes from", header, rows, "provenance")
+    return Section("provenance", "Provenance", (table, *_cluster_nodes(columns)))
+
+
+def _cluster_nodes(columns: Sequence[Column]) -> tuple[Part, ...]:
+    """Per cluster run, its nodes: address, role, slot ranges, which primary a replica follows, build."""
+    parts = []
+    for c in columns:
+        info = c.provenance.cluster if c.provenance is not None else None
+        if info is None:
+            continue
+        ports = {n.node_id: n.port for n in info.nodes if n.node_id}
+        rows = tuple(
+            Row(
+                (
+                    cell(Span(t.short_node_id(n.node_id), role="code")),
+                    _value(t.address(n.host, n.port), code=True),
+                    cell(n.role),
+                    cell(t.slot_ranges(n.slots)),
+                    cell(t.replica_of_text(n.replica_of, ports)),
+                    _value(" ".join(x for x in (n.product, n.version) if x)),
+                )
+            )
+            for n in info.nodes
+        )
+        header = _header("Node", "Address", "Role", "Slots", "Replica of", "Build")
+        caption = f"{t.cluster_shape(info)}, every node the build above"
+        title = line(Span("Cluster nodes: "), *server(c))
+        parts.append(Part(title, (Table(caption, header, rows, "cluster-nodes"),), anchor=f"nodes-{c.id}"))
+    return tuple(parts)
 
 
 def _latency_cell(o: OpLatency | None) -> Cell:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..bench import FIGURES
+from ..contract import CLUSTER, STANDALONE, join_id
 from ..targets import LATENCY_P99, MS, SPEEDUP, Target
 from .model import (
     CERTIFIED,
@@ -17,10 +18,12 @@ from .model import (
     PARTIAL,
     VERDICT_LABELS,
     BenchmarkRun,
+    ClusterInfo,
     Column,
     Counts,
     Headline,
     InputFile,
+    Provenance,
     RatioRow,
     Report,
 )
@@ -100,6 +103,66 @@ def latency_expectations() -> str:
 def column_of(report: Report, server_id: str) -> Column:
     """Return the column with this id."""
     return next(c for c in report.columns if c.id == server_id)
+
+
+# -- topologies: a catalogued server standalone, and a local cluster of its build -----------------------------
+
+CLUSTER_SHAPE = "a local cluster of the same build (its nodes and slots under Provenance)"
+NO_CLUSTER_RUN = (
+    "No server has run on a cluster yet: tox -e <id>-cluster certifies one (writing "
+    "reports/results/<id>-cluster.json), and until then every cluster verdict above is ○ not run."
+)
+
+
+def standalone(report: Report) -> list[Column]:
+    """Return the standalone columns, one per catalogue id, in catalogue order."""
+    return [c for c in report.columns if c.topology == STANDALONE]
+
+
+def cluster_of(report: Report, column: Column) -> Column:
+    """Return the cluster column of the same catalogue id as ``column``."""
+    return column_of(report, join_id(column.base_id, CLUSTER))
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
+
+
+def cluster_shape(info: ClusterInfo) -> str:
+    """``3 primaries, 3 replicas`` (``1 primary, 1 replica``)."""
+    return f"{_count(info.primaries, 'primary', 'primaries')}, {_count(info.replicas, 'replica', 'replicas')}"
+
+
+def topology_text(p: Provenance) -> str:
+    """``standalone``, or ``cluster: 3 primaries, 3 replicas``."""
+    return p.topology if p.cluster is None else f"{p.topology}: {cluster_shape(p.cluster)}"
+
+
+def short_node_id(node_id: str | None) -> str:
+    """Shorten a node id (40 hex digits, as ``CLUSTER NODES`` prints it) to its first 10, or ``?``."""
+    return node_id[:10] if node_id else "?"
+
+
+def address(host: str | None, port: int | None) -> str | None:
+    """``127.0.0.1:23001``, ``:23001`` when the host is not recorded, or ``None``."""
+    return None if port is None else f"{host or ''}:{port}"
+
+
+def slot_ranges(slots: Sequence[tuple[int, int]]) -> str:
+    """``0-5460 (5461 slots)`` (with an en dash); several ranges comma-separated; ``—`` for none (a replica)."""
+    if not slots:
+        return "—"
+    total = sum(end - start + 1 for start, end in slots)
+    ranges = ", ".join(str(start) if start == end else f"{start}{DASH}{end}" for start, end in slots)
+    return f"{ranges} ({total} slot{'' if total == 1 else 's'})"
+
+
+def replica_of_text(primary: str | None, ports: dict[str, int | None]) -> str:
+    """Name a replica's primary as ``a1b2c3d4e5 (:23001)``, or ``—``."""
+    if not primary:
+        return "—"
+    port = ports.get(primary)
+    return short_node_id(primary) + (f" (:{port})" if port is not None else "")
 
 
 def input_status(item: InputFile) -> str:
