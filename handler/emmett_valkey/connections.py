@@ -468,8 +468,21 @@ class ClusterAsyncIO(AsyncIO):
         return self.connections.aclient
 
     async def mget(self, names: Sequence[str]) -> list[bytes | None]:
-        """MGET per slot, in the order asked."""
-        return await self.cluster.mget_nonatomic(names)  # type: ignore[no-any-return]
+        """MGET per slot, concurrently, in the order asked.
+
+        Each slot's MGET is a command of its own, which follows MOVED and ASK. Not valkey-py's ``mget_nonatomic``:
+        its async pipeline fails with an AttributeError when a redirection makes the client reload the slot map
+        mid-pipeline (seen while slots move).
+        """
+        client = self.cluster
+        groups = list(_by_slot(client, names).values())
+        replies = await asyncio.gather(*(client.execute_command("MGET", *(names[i] for i in indexes))
+                                         for indexes in groups))
+        values: list[bytes | None] = [None] * len(names)
+        for indexes, reply in zip(groups, replies, strict=True):
+            for index, value in zip(indexes, reply, strict=True):
+                values[index] = value
+        return values
 
     def _node(self, name: str) -> avalkey.Valkey:
         node = self.cluster.get_node_from_key(name)
