@@ -13,6 +13,7 @@ on sleeps.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import threading
 import time
 import traceback
@@ -27,7 +28,15 @@ from valkey.cluster import ClusterNode, ValkeyCluster
 
 from certification.session import ServerInfo
 
-pytestmark = pytest.mark.cluster
+pytestmark = [
+    pytest.mark.cluster,
+    # valkey-py's async cluster client leaves ClusterNode objects with open connections behind when MOVED makes it
+    # reload its slot map: ResourceWarnings when they are garbage collected, raised in whichever test runs then. A
+    # leak of the client (sockets, until collected), not a wrong answer; ignored in this module only, and listed
+    # under the known limits in docs/caching.md.
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+    pytest.mark.filterwarnings("ignore::ResourceWarning"),
+]
 
 OPS_PER_PHASE = 20  # operations every worker must be seen doing in each phase
 PHASE_TIMEOUT_S = 60.0  # generous: a busy 2-core machine, and reads that wait out TRYAGAIN
@@ -117,7 +126,7 @@ class Load:
             try:
                 while not self.stop.is_set():
                     step()
-            except BaseException as exc:  # noqa: BLE001 - reported by the test, never swallowed
+            except BaseException as exc:  # reported by the test, never swallowed
                 with self.cond:
                     self.errors.append((name, exc))
                     self.tracebacks.append("".join(traceback.format_exception(exc)))
@@ -148,7 +157,7 @@ class Load:
 def _run_load(cluster: Any, prefix: str, keys: list[str], versions: Versions) -> tuple[Load, list[ValkeyCache]]:
     """Two writers (raise mode: any error fails the test), two sync readers and an asyncio reader (fail-soft)."""
     load = Load()
-    writer = _handler(cluster, prefix)
+    writer = _handler(cluster, prefix, socket_timeout=30)  # raise mode; no timeout on a busy machine
     reader = _handler(cluster, prefix, on_error="miss", socket_timeout=2)
     areader = _handler(cluster, prefix, on_error="miss", socket_timeout=2)
     halves = [keys[0::2], keys[1::2]]
@@ -237,10 +246,11 @@ def test_a_legacy_slot_move_under_load_follows_ask_and_moved(cluster: Any, raw_c
     keys = tagged + plain
     versions = Versions(keys)
     seed = _handler(cluster, key_prefix)
-    stale = _handler(cluster, key_prefix)
+    stale, stale_writer = _handler(cluster, key_prefix), _handler(cluster, key_prefix)
     try:
         assert seed.set_many({k: versions.value(k, 0) for k in keys})
-        assert stale.get(tagged[0]) == versions.value(tagged[0], 0)  # its slot map is made now, before the move
+        # their slot maps are made now, before the move
+        assert stale.get(tagged[0]) == stale_writer.get(tagged[0]) == versions.value(tagged[0], 0)
         ask_slot = raw_cluster.keyslot(key_prefix + tagged[0])
         source = cluster.owner(ask_slot)
         target = next(p for p in cluster.primaries if p is not source)
@@ -275,14 +285,19 @@ def test_a_legacy_slot_move_under_load_follows_ask_and_moved(cluster: Any, raw_c
             for handler in handlers:
                 handler.close()
         assert load.errors == [] and load.wrong == []
-        for before, after in zip(counts, counts[1:]):
+        for before, after in itertools.pairwise(counts):
             assert all(after[n] >= before[n] + OPS_PER_PHASE for n in before)
         # nothing written before or during the move is lost: every key holds its last acknowledged version
         assert seed.get_many(keys) == {k: versions.value(k, versions.acked[k]) for k in keys}
         moved_keys = _moved_keys(raw_cluster, key_prefix, keys, others | {ask_slot})
         assert all(cluster.owner(s) is target for s in others | {ask_slot})
         assert _redirect(source, key_prefix + moved_keys[0]) == "MOVED"
-        # a handler whose slot map predates the move: reads, get_many, set_many, incr all follow MOVED
+        # handlers whose slot map predates the move: set_many (a MULTI/EXEC sent to the node straight) and incr
+        # reload it on MOVED; reads and get_many follow MOVED
+        assert stale_writer.set_many({k: "before reads" for k in moved_keys})
+        assert stale_writer.incr(moved_keys[-1] + ":n") == 1
+        assert seed.get_many(moved_keys) == dict.fromkeys(moved_keys, "before reads")
+        assert seed.set_many({k: versions.value(k, versions.acked[k]) for k in moved_keys})
         assert stale.get_many(moved_keys) == {k: versions.value(k, versions.acked[k]) for k in moved_keys}
         assert stale.set_many({k: "after" for k in moved_keys})
         assert stale.incr(moved_keys[0] + ":n") == 1
@@ -293,6 +308,7 @@ def test_a_legacy_slot_move_under_load_follows_ask_and_moved(cluster: Any, raw_c
         seed.clear()
         seed.close()
         stale.close()
+        stale_writer.close()
 
 
 def test_an_atomic_slot_migration_under_load(cluster: Any, raw_cluster: ValkeyCluster, key_prefix: str) -> None:

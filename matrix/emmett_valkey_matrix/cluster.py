@@ -219,7 +219,7 @@ class LocalCluster(StopsOnExit):
     # -- slots -----------------------------------------------------------------------------------------------
 
     def owner(self, slot: int) -> ClusterNode:
-        """The live primary that serves ``slot``, as the first live primary sees the cluster now."""
+        """Return the live primary that serves ``slot``, as the first live primary sees the cluster now."""
         if not 0 <= slot < SLOTS:
             raise ValueError(f"slot must be in 0..{SLOTS - 1}, got {slot!r}")
         with self._clients(self.primaries[:1]) as conns:
@@ -230,7 +230,7 @@ class LocalCluster(StopsOnExit):
         raise LookupError(f"slot {slot} is served by no primary")
 
     def slots_of(self, primary: ClusterNode) -> set[int]:
-        """The slots ``primary`` serves, as the first live primary sees the cluster now."""
+        """Return the slots ``primary`` serves, as the first live primary sees the cluster now."""
         with self._clients(self.primaries[:1]) as conns:
             view = parse_nodes(_command(next(iter(conns.values())), "CLUSTER", "NODES"))
         return _slot_set(view[primary.node_id].slots)
@@ -320,6 +320,46 @@ class LocalCluster(StopsOnExit):
 
             self._poll(f"atomic migration of slots {wanted}", deadline, done)
         self._await_owner(range(low, high + 1), to, deadline)
+
+    def uncover(self, low: int, high: int) -> ClusterNode:
+        """Leave slots ``low..high`` (one owner) served by nobody: ``CLUSTER DELSLOTS`` on every live node.
+
+        A node forgets a slot only when told itself (gossip never unassigns one), hence every node. Returns the
+        primary that served them; their keys stay in its memory and are served again after :meth:`cover`. With
+        ``cluster-require-full-coverage yes`` (the default) every node then answers key commands with
+        ``-CLUSTERDOWN The cluster is down``; with ``no``, only keys of these slots get ``-CLUSTERDOWN Hash slot
+        not served``. Returns once every live node reports the slots unassigned.
+        """
+        owner = self.owner(low)
+        if self.owner(high) is not owner:
+            raise ValueError(f"slots {low}..{high} are not served by one primary")
+        live = [n for n in self.nodes if n.alive]
+        wanted = str(SLOTS - (high - low + 1))
+        with self._clients(live) as conns:
+            for conn in conns.values():
+                _command(conn, "CLUSTER", "DELSLOTS", *range(low, high + 1))
+
+            def unassigned() -> str | None:
+                for node, conn in conns.items():
+                    assigned = parse_info(_command(conn, "CLUSTER", "INFO")).get("cluster_slots_assigned")
+                    if assigned != wanted:
+                        return f"node {node.port}: cluster_slots_assigned:{assigned} (want {wanted})"
+                return None
+
+            self._poll(f"slots {low}..{high} unassigned", time.monotonic() + FAILOVER_TIMEOUT_S, unassigned)
+        return owner
+
+    def cover(self, low: int, high: int, primary: ClusterNode, *, timeout: float = FAILOVER_TIMEOUT_S) -> None:
+        """Give unassigned slots ``low..high`` to ``primary`` (``CLUSTER ADDSLOTS``); wait until all agree, ok."""
+        with self._clients([primary]) as conns:
+            _add_slots(conns[primary], low, high, ranged=self.slot_command != "ADDSLOTS")
+        self._await_owner(range(low, high + 1), primary, time.monotonic() + timeout)
+
+    def set_config(self, name: str, value: str) -> None:
+        """``CONFIG SET name value`` on every live node."""
+        with self._clients([n for n in self.nodes if n.alive]) as conns:
+            for conn in conns.values():
+                _command(conn, "CONFIG", "SET", name, value)
 
     def _await_owner(self, slots: Iterable[int], to: ClusterNode, deadline: float) -> None:
         wanted = set(slots)
@@ -587,7 +627,7 @@ def _unknown(conns: Mapping[ClusterNode, valkey.Valkey], ids: set[str]) -> str |
 
 
 def _slot_set(ranges: Iterable[str]) -> set[int]:
-    """The slots of ``CLUSTER NODES`` slot fields (``"5"``, ``"0-5460"``)."""
+    """Return the slots of ``CLUSTER NODES`` slot fields (``"5"``, ``"0-5460"``)."""
     slots: set[int] = set()
     for text in ranges:
         low, _, high = text.partition("-")
@@ -596,7 +636,7 @@ def _slot_set(ranges: Iterable[str]) -> set[int]:
 
 
 def _pairs(reply: Any) -> dict[str, str]:
-    """A flat ``[name, value, ...]`` reply (or a RESP3 map) as a dict of strings."""
+    """Return a flat ``[name, value, ...]`` reply (or a RESP3 map) as a dict of strings."""
     items = reply.items() if isinstance(reply, Mapping) else zip(reply[::2], reply[1::2], strict=True)
     return {_text(k): _text(v) for k, v in items}
 
