@@ -56,9 +56,10 @@ ASYNC_CONCURRENCY_SPEEDUP = Target(">=", 1.3)
 #: the handler adds at most 10% to the raw cluster client's GET or SET: the same thin layer, over a client that
 #: itself routes every command by slot (more slack than OURS_VS_RAW: slot routing makes the pairs noisier)
 CLUSTER_OURS_VS_RAW = Target("<=", 1.10)
-#: get_many of 100 keys over every primary (a MGET per slot, pipelined per node) is at least 3 times faster than
-#: 100 single gets: it still sends 100 MGETs, but in 3 pipelines rather than 100 round trips
-CLUSTER_GET_MANY_SPEEDUP = Target(">=", 3.0)
+#: get_many of 100 keys over every primary (a MGET per slot, pipelined per node) is at least 5 times faster than
+#: 100 single gets: it still sends 100 MGETs, but in 3 pipelines rather than 100 round trips (measured: 11 times,
+#: valkey91 on a loaded 2-core machine); not 30 as on one server, where it is one MGET
+CLUSTER_GET_MANY_SPEEDUP = Target(">=", 5.0)
 #: two identical clients measured against each other land within 2% of 1: the noise floor of the pairing
 CONTROL = Target("±", 0.02)
 
