@@ -21,6 +21,8 @@ from valkey.cluster import ClusterNode, ValkeyCluster
 from certification.session import ServerInfo
 from certification.support_bench import CHECK, FULL, Sizes, dumps, loads, paired
 
+NODE_TIMEOUT_MS = 15_000
+
 pytestmark = [pytest.mark.benchmark, pytest.mark.cluster]
 
 VALUE = b"v" * 100
@@ -29,13 +31,15 @@ BATCH = 100
 
 
 def _start(server: ServerInfo, workdir: Path) -> Any:
-    from emmett_valkey_matrix import resolve
+    from emmett_valkey_matrix import ServerOptions, resolve
     from emmett_valkey_matrix.cluster import start_cluster
 
     resolved = resolve(server.id)
     if resolved.external:
         pytest.skip(f"{server.id} is a server the user runs ({resolved.describe()}): no cluster of it can be started")
-    return start_cluster(resolved, workdir, primaries=3, replicas_per_primary=1)
+    # no failover is wanted here: a node timeout long enough that a stalled, busy machine is not taken for a failure
+    return start_cluster(resolved, workdir, primaries=3, replicas_per_primary=1,
+                         options=ServerOptions(cluster_node_timeout_ms=NODE_TIMEOUT_MS))
 
 
 @pytest.fixture(scope="module")

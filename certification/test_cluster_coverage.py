@@ -19,6 +19,8 @@ from valkey.exceptions import ClusterDownError, SlotNotCoveredError
 
 from certification.session import ServerInfo
 
+NODE_TIMEOUT_MS = 15_000
+
 pytestmark = pytest.mark.cluster
 
 UNCOVERED = 100  # slots taken away
@@ -27,13 +29,15 @@ DOWN_WORDS = "(?i)cluster is down|hash slot not served|not covered by the cluste
 
 
 def _start(server: ServerInfo, workdir: Path) -> Any:
-    from emmett_valkey_matrix import resolve
+    from emmett_valkey_matrix import ServerOptions, resolve
     from emmett_valkey_matrix.cluster import start_cluster
 
     resolved = resolve(server.id)
     if resolved.external:
         pytest.skip(f"{server.id} is a server the user runs ({resolved.describe()}): no cluster of it can be started")
-    return start_cluster(resolved, workdir, primaries=3, replicas_per_primary=0)
+    # no failover is wanted here: a node timeout long enough that a stalled, busy machine is not taken for a failure
+    return start_cluster(resolved, workdir, primaries=3, replicas_per_primary=0,
+                         options=ServerOptions(cluster_node_timeout_ms=NODE_TIMEOUT_MS))
 
 
 @pytest.fixture(scope="module")

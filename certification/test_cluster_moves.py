@@ -13,6 +13,7 @@ on sleeps.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import threading
 import time
@@ -27,6 +28,8 @@ from emmett_valkey import ValkeyCache
 from valkey.cluster import ClusterNode, ValkeyCluster
 
 from certification.session import ServerInfo
+
+NODE_TIMEOUT_MS = 15_000
 
 pytestmark = [
     pytest.mark.cluster,
@@ -43,13 +46,15 @@ PHASE_TIMEOUT_S = 60.0  # generous: a busy 2-core machine, and reads that wait o
 
 
 def _start(server: ServerInfo, workdir: Path) -> Any:
-    from emmett_valkey_matrix import resolve
+    from emmett_valkey_matrix import ServerOptions, resolve
     from emmett_valkey_matrix.cluster import start_cluster
 
     resolved = resolve(server.id)
     if resolved.external:
         pytest.skip(f"{server.id} is a server the user runs ({resolved.describe()}): no cluster of it can be started")
-    return start_cluster(resolved, workdir, primaries=3, replicas_per_primary=1)
+    # no failover is wanted here: a node timeout long enough that a stalled, busy machine is not taken for a failure
+    return start_cluster(resolved, workdir, primaries=3, replicas_per_primary=1,
+                         options=ServerOptions(cluster_node_timeout_ms=NODE_TIMEOUT_MS))
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +62,13 @@ def cluster(server: ServerInfo, tmp_path_factory: pytest.TempPathFactory) -> Ite
     """3 primaries and 3 replicas of the session server's build, for this module (the tests move its slots)."""
     with _start(server, tmp_path_factory.mktemp("cluster-moves")) as running:
         yield running
+
+
+@pytest.fixture(autouse=True)
+def collect_leaks() -> Iterator[None]:
+    """Collect garbage after each test, so the client's leftovers (see pytestmark) are collected under its marks."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture
