@@ -232,8 +232,11 @@ def test_slot_sets_and_flat_replies():
 
 @pytest.mark.slow
 def test_slots_move_legacy_atomic_and_uncovered(valkey91, tmp_path):
-    """move_slots moves keys and ownership (MIGRATE with AUTH on a password cluster); a SlotMove refuses to finish
-    with keys left; MIGRATESLOTS where the server has it; uncover leaves slots to nobody and cover gives them back."""
+    """Slots move by the legacy commands and atomically; uncovered slots are given back.
+
+    move_slots moves keys and ownership (MIGRATE with AUTH on a password cluster); a SlotMove refuses to finish
+    with keys left; MIGRATESLOTS where the server has it; uncover leaves slots to nobody and cover gives them back.
+    """
     with start_cluster(valkey91, tmp_path, primaries=3, replicas_per_primary=1,
                        options=ServerOptions(requirepass="s3cret")) as cluster:
         client = ValkeyCluster(startup_nodes=[ClientNode(h, p) for h, p in cluster.startup_nodes],
