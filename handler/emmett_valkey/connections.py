@@ -12,10 +12,11 @@ on the node that owns it. The cache operations do not know which.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +26,9 @@ import valkey.asyncio.cluster as avalkey_cluster
 import valkey.cluster as valkey_cluster
 from valkey.asyncio.retry import Retry as AsyncRetry
 from valkey.backoff import EqualJitterBackoff
+from valkey.exceptions import AskError, MovedError, ResponseError, SlotNotCoveredError, TryAgainError
 from valkey.exceptions import ConnectionError as ValkeyConnectionError
-from valkey.exceptions import ResponseError
+from valkey.exceptions import TimeoutError as ValkeyTimeoutError
 from valkey.retry import Retry
 
 _instances: weakref.WeakSet[Connections] = weakref.WeakSet()
@@ -483,8 +485,40 @@ class ClusterAsyncIO(AsyncIO):
         return self.connections.aclient
 
     async def mget(self, names: Sequence[str]) -> list[bytes | None]:
-        """MGET per slot, in the order asked."""
-        return await self.cluster.mget_nonatomic(names)  # type: ignore[no-any-return]
+        """MGET per slot, in the order asked: one pipeline per primary on its node client, all concurrently.
+
+        Not valkey-py's ``mget_nonatomic``: its async pipeline fails with an AttributeError when a redirection
+        makes the client reload its slot map mid-pipeline (seen while slots move). A slot answered with a
+        redirection (MOVED, ASK, TRYAGAIN), or on a node that cannot be reached, is asked again through the cluster
+        client, which follows redirections and reloads its slot map.
+        """
+        client = self.cluster
+        await client.initialize()
+        by_node: dict[tuple[str, int], list[list[int]]] = {}
+        for indexes in _by_slot(client, names).values():
+            node = client.get_node_from_key(names[indexes[0]])
+            by_node.setdefault((node.host, node.port), []).append(indexes)
+
+        async def on_node(address: tuple[str, int], groups: list[list[int]]) -> list[Any]:
+            try:
+                async with self.connections.node_aclient(*address).pipeline(transaction=False) as pipe:
+                    for indexes in groups:
+                        pipe.mget([names[i] for i in indexes])
+                    return await pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+            except (ValkeyConnectionError, ValkeyTimeoutError, OSError) as exc:
+                return [exc] * len(groups)
+
+        replies = await asyncio.gather(*(on_node(address, groups) for address, groups in by_node.items()))
+        values: list[bytes | None] = [None] * len(names)
+        for groups, node_replies in zip(by_node.values(), replies, strict=True):
+            for indexes, reply in zip(groups, node_replies, strict=True):
+                if isinstance(reply, Exception):
+                    if isinstance(reply, ResponseError) and _redirection(reply) is None:
+                        raise reply  # not a redirection: the same answer through the cluster client
+                    reply = await client.execute_command("MGET", *(names[i] for i in indexes))
+                for index, value in zip(indexes, reply, strict=True):
+                    values[index] = value
+        return values
 
     def _node(self, name: str) -> avalkey.Valkey:
         node = self.cluster.get_node_from_key(name)
@@ -521,3 +555,75 @@ class ClusterAsyncIO(AsyncIO):
             pipe.pttl(name)
             value, pttl = await pipe.execute()
         return int(value), int(pttl)
+
+
+#: the cluster commands that route by the client's slot map
+_ROUTED = ("get", "set", "mget", "set_all", "unlink", "scan_page", "incr", "pexpire", "pttl")
+
+
+def _redirection(exc: BaseException) -> str | None:
+    """Return MOVED, ASK or TRYAGAIN when *exc* is that answer (typed, or plain from a node client), else None."""
+    if isinstance(exc, MovedError):
+        return "MOVED"
+    if isinstance(exc, AskError):
+        return "ASK"
+    if isinstance(exc, TryAgainError):
+        return "TRYAGAIN"
+    word = str(exc).split(" ", 1)[0]
+    return word if isinstance(exc, ResponseError) and word in ("MOVED", "ASK", "TRYAGAIN") else None
+
+
+def _stale(exc: BaseException) -> bool:
+    return isinstance(exc, SlotNotCoveredError) or _redirection(exc) == "MOVED"
+
+
+def _in_migration(exc: BaseException) -> BaseException:
+    """ASK or TRYAGAIN to a transaction as TryAgainError (fail-soft serves it); any other error as it is."""
+    if _redirection(exc) in ("ASK", "TRYAGAIN") and not isinstance(exc, TryAgainError):
+        return TryAgainError(f"slot being migrated, a transaction cannot follow it: {exc}")  # type: ignore[no-untyped-call]
+    return exc
+
+
+def _reloads_slot_map(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Reload the slot map and try once more when it is found stale; a transaction in a migrating slot: TRYAGAIN.
+
+    valkey-py raises SlotNotCoveredError, without asking any node, for a slot its map has no node for: a map
+    loaded while slots were unassigned (CLUSTERDOWN) would refuse them for ever after they are served again. And a
+    MULTI/EXEC sent to a node straight (set_many, incr) gets MOVED when the slot has moved, which valkey-py's
+    cluster client never sees. ASK to a transaction (its slot is being migrated, some of its keys are gone) cannot
+    be followed: it becomes TryAgainError, the server's answer to a multi-key command in a migrating slot, which
+    fail-soft mode serves as a no-op.
+    """
+
+    @functools.wraps(method)
+    def call(self: ClusterSyncIO, *args: Any) -> Any:
+        try:
+            return method(self, *args)
+        except (SlotNotCoveredError, ResponseError) as exc:
+            if _stale(exc):
+                self.cluster.nodes_manager.initialize()
+                return method(self, *args)
+            raise _in_migration(exc) from None
+
+    return call
+
+
+def _areloads_slot_map(method: Callable[..., Any]) -> Callable[..., Any]:
+    """:func:`_reloads_slot_map` for :class:`ClusterAsyncIO`."""
+
+    @functools.wraps(method)
+    async def call(self: ClusterAsyncIO, *args: Any) -> Any:
+        try:
+            return await method(self, *args)
+        except (SlotNotCoveredError, ResponseError) as exc:
+            if _stale(exc):
+                await self.cluster.nodes_manager.initialize()
+                return await method(self, *args)
+            raise _in_migration(exc) from None
+
+    return call
+
+
+for _name in _ROUTED:
+    setattr(ClusterSyncIO, _name, _reloads_slot_map(getattr(ClusterSyncIO, _name)))
+    setattr(ClusterAsyncIO, _name, _areloads_slot_map(getattr(ClusterAsyncIO, _name)))

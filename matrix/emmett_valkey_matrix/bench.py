@@ -4,7 +4,8 @@ Plain JSON processing: nothing here imports Emmett, the handler or a client libr
 (``certification/test_benchmarks.py``) store their paired measurements in each benchmark's ``extra_info``:
 
 - ``role``: ``ours`` (ValkeyCache), ``raw`` (valkey-py doing the same work), ``baseline`` (RedisCache), ``control``;
-- ``op``: ``get``, ``set``, ``get_many``, ``set_many``, ``clear``, ``async_concurrency``, ``get_or_set_loop``;
+- ``op``: ``get``, ``set``, ``get_many``, ``set_many``, ``clear``, ``async_concurrency``, ``get_or_set_loop``, and on a
+  cluster (``certification/test_cluster_benchmarks.py``) ``cluster_get``, ``cluster_set``, ``cluster_get_many``;
 - ``paired``: ``{name: {"median", "q1", "q3", "rounds", ...}}``, each the time ratio *a*/*b* over rounds of
   A, B, B, A blocks, *a* being the benchmarked callable (below 1: *a* is faster);
 - ``latency``: ``{"n", "p50_ms", "p99_ms", "max_ms"}``; ``clear`` and ``keys_del``: blocking figures of a clear;
@@ -30,6 +31,8 @@ from .targets import (
     CLEAR_SLOWEST_COMMAND_MS,
     CLEAR_WALL_VS_KEYS_DEL,
     CLEAR_WORST_PING_MS,
+    CLUSTER_GET_MANY_SPEEDUP,
+    CLUSTER_OURS_VS_RAW,
     CONTROL,
     GET_MANY_SPEEDUP,
     MS,
@@ -81,6 +84,10 @@ FIGURES: dict[str, Figure] = {
         Figure("clear_wall_vs_keys_del", "clear: wall time / KEYS+DEL", RATIO, CLEAR_WALL_VS_KEYS_DEL),
         Figure("async_concurrency_speedup", "{tasks} tasks / 1 sequential (speed-up)", SPEEDUP,
                ASYNC_CONCURRENCY_SPEEDUP),
+        Figure("cluster_ours_vs_raw", "cluster: ours / valkey-py ValkeyCluster", RATIO, CLUSTER_OURS_VS_RAW),
+        Figure("cluster_get_many_speedup", "cluster: get_many speed-up (100 gets / 1 get_many)", SPEEDUP,
+               CLUSTER_GET_MANY_SPEEDUP),
+        Figure("cluster_get_many_vs_raw", "cluster: get_many: ours / raw mget_nonatomic", RATIO),
         Figure("control", "control pair (identical clients)", RATIO, CONTROL),
         Figure("ours_vs_baseline_unpaired", "ours / RedisCache (unpaired)", RATIO),
     )
@@ -252,6 +259,11 @@ def ratios(doc: Mapping[str, Any], server: str | None = None) -> list[Ratio]:
         if op == "set_many":
             out.paired("set_many_speedup", case, pairs.get("vs_singles"), invert=True)
             out.paired("set_many_vs_raw", case, pairs.get("vs_raw"))
+        if op in ("cluster_get", "cluster_set") and role == "ours":
+            out.paired("cluster_ours_vs_raw", case, pairs.get("vs_raw"))
+        if op == "cluster_get_many":
+            out.paired("cluster_get_many_speedup", case, pairs.get("vs_singles"), invert=True)
+            out.paired("cluster_get_many_vs_raw", case, pairs.get("vs_raw"))
         if op == "clear":
             _clear(info, case, out)
         if op == "async_concurrency":

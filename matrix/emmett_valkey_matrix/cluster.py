@@ -12,6 +12,11 @@ Each node is started from the :class:`~emmett_valkey_matrix.provision.Resolved`'
 like a single server (:meth:`Resolved.identify`), so a cluster never runs another version than its id claims. Nodes
 are stopped by pid, never by name; a cluster that fails to form stops every node it started, releases their
 ports, and raises :class:`StartError` with the tails of the node logs.
+
+Slots move between primaries the way ``valkey-cli --cluster reshard`` moves them, by commands again
+(:meth:`LocalCluster.move_slots`, or step by step with :meth:`LocalCluster.begin_slot_move` and :class:`SlotMove`),
+or with the server's atomic slot migration where it has one (``CLUSTER MIGRATESLOTS``, Valkey 9.0+:
+:meth:`LocalCluster.migrate_slots_atomically`).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -38,6 +43,9 @@ PROBE_TIMEOUT_S = 2.0
 # Server settings for every node unless ``options.extra`` names them: a primary waits
 # repl-diskless-sync-delay (5 s by default since Redis 7) for more replicas before a full sync starts.
 CLUSTER_DEFAULTS: tuple[tuple[str, str], ...] = (("repl-diskless-sync-delay", "0"),)
+
+MIGRATE_TIMEOUT_MS = 10_000  # MIGRATE's own bound on one batch of keys
+MIGRATE_BATCH = 100  # keys per CLUSTER GETKEYSINSLOT / MIGRATE
 
 PRIMARY, REPLICA = "primary", "replica"
 _UNSETTLED_FLAGS = frozenset({"fail", "fail?", "handshake", "noaddr"})
@@ -230,6 +238,163 @@ class LocalCluster(StopsOnExit):
         """Wait until the live nodes agree and are ok (after faults made outside this class), updating roles."""
         self._await("settling", time.monotonic() + timeout)
 
+    # -- slots -----------------------------------------------------------------------------------------------
+
+    def owner(self, slot: int) -> ClusterNode:
+        """Return the live primary that serves ``slot``, as the first live primary sees the cluster now."""
+        if not 0 <= slot < SLOTS:
+            raise ValueError(f"slot must be in 0..{SLOTS - 1}, got {slot!r}")
+        with self._clients(self.primaries[:1]) as conns:
+            view = parse_nodes(_command(next(iter(conns.values())), "CLUSTER", "NODES"))
+        for node_id, seen in view.items():
+            if seen.role == PRIMARY and slot in _slot_set(seen.slots):
+                return self._node(node_id)
+        raise LookupError(f"slot {slot} is served by no primary")
+
+    def slots_of(self, primary: ClusterNode) -> set[int]:
+        """Return the slots ``primary`` serves, as the first live primary sees the cluster now."""
+        with self._clients(self.primaries[:1]) as conns:
+            view = parse_nodes(_command(next(iter(conns.values())), "CLUSTER", "NODES"))
+        return _slot_set(view[primary.node_id].slots)
+
+    def begin_slot_move(self, slot: int, to: ClusterNode) -> SlotMove:
+        """Start moving ``slot`` to primary ``to`` (IMPORTING on ``to``, MIGRATING on its owner); see :class:`SlotMove`.
+
+        From here until :meth:`SlotMove.finish` the owner answers a command on a key it no longer holds with
+        ``-ASK <to>``, and ``to`` serves such a key only to a client that sent ``ASKING`` first.
+        """
+        source = self.owner(slot)
+        if to.role != PRIMARY or not to.alive:
+            raise ValueError(f"node {to.port} is not a live primary")
+        if to is source:
+            raise ValueError(f"slot {slot} is already served by {to.port}")
+        move = SlotMove(self, slot, source, to)
+        move._setslot(to, "IMPORTING", source.node_id)
+        move._setslot(source, "MIGRATING", to.node_id)
+        return move
+
+    def move_slots(self, slots: Iterable[int], to: ClusterNode, *, timeout: float = FAILOVER_TIMEOUT_S) -> int:
+        """Move every slot of ``slots`` to primary ``to``, keys and all, by the legacy commands; return keys moved.
+
+        Per slot: ``CLUSTER SETSLOT <slot> IMPORTING`` on ``to`` and ``MIGRATING`` on the owner, then
+        ``CLUSTER GETKEYSINSLOT`` and ``MIGRATE <to> "" 0 <timeout> KEYS ...`` in batches until the slot is empty
+        on the owner, then ``CLUSTER SETSLOT <slot> NODE <to>`` on ``to``, on the owner and on every other
+        primary. Returns once every live node agrees that ``to`` serves the slots (within ``timeout``). Clients
+        see ``-ASK`` during each slot's move and ``-MOVED`` after it; no key is lost or duplicated.
+        """
+        moved = 0
+        wanted = sorted(set(slots))
+        for slot in wanted:
+            if self.owner(slot) is to:
+                continue
+            move = self.begin_slot_move(slot, to)
+            moved += move.migrate_all()
+            move.finish(wait=False)
+        self._await_owner(wanted, to, time.monotonic() + timeout)
+        return moved
+
+    def atomic_slot_migration(self) -> str | None:
+        """None when the servers have atomic slot migration (``CLUSTER MIGRATESLOTS``), else why not.
+
+        Asked of the server (``COMMAND INFO cluster|migrateslots``), not guessed from its version.
+        """
+        with self._clients(self.primaries[:1]) as conns:
+            conn = next(iter(conns.values()))
+            # "COMMAND INFO" as one name: valkey-py's COMMAND reply parser cannot read an unknown command's nil
+            reply = conn.execute_command("COMMAND INFO", "cluster|migrateslots")  # type: ignore[no-untyped-call]
+        if isinstance(reply, list) and reply and reply[0] is not None:
+            return None
+        return (f"{self.resolved.entry.id}: the server does not know CLUSTER MIGRATESLOTS "
+                "(COMMAND INFO cluster|migrateslots is nil): no atomic slot migration")
+
+    def migrate_slots_atomically(self, low: int, high: int, to: ClusterNode, *,
+                                 timeout: float = FAILOVER_TIMEOUT_S) -> None:
+        """Move slots ``low..high`` (one owner) to ``to`` with ``CLUSTER MIGRATESLOTS``; wait until all agree.
+
+        The owner runs the migration in the background (the target imports a snapshot of the slots, then the
+        writes made meanwhile, and takes the slots over in one step); this polls ``CLUSTER GETSLOTMIGRATIONS``
+        on the owner until the job has succeeded (:class:`StartError` if it failed or the deadline passes),
+        then the live nodes until every one says ``to`` serves the slots.
+        """
+        reason = self.atomic_slot_migration()
+        if reason is not None:
+            raise NotSupported(reason)
+        source = self.owner(low)
+        if any(self.owner(slot) is not source for slot in (high, (low + high) // 2)):
+            raise ValueError(f"slots {low}..{high} are not served by one primary")
+        deadline = time.monotonic() + timeout
+        with self._clients([source]) as conns:
+            conn = conns[source]
+            _command(conn, "CLUSTER", "MIGRATESLOTS", "SLOTSRANGE", low, high, "NODE", to.node_id)
+            wanted = f"{low}-{high}"
+
+            def done() -> str | None:
+                jobs = [_pairs(job) for job in conn.execute_command(  # type: ignore[no-untyped-call]
+                    "CLUSTER", "GETSLOTMIGRATIONS")]
+                mine = [job for job in jobs if job.get("slot_ranges") == wanted
+                        and job.get("target_node") == to.node_id]
+                if not mine:
+                    return f"no migration of {wanted} to {to.port} listed yet"
+                state = mine[-1].get("state", "?")
+                if state == "failed":
+                    raise StartError(f"atomic migration of {wanted} to {to.port} failed: {mine[-1]}")
+                return None if state == "success" else f"migration of {wanted}: {state}"
+
+            self._poll(f"atomic migration of slots {wanted}", deadline, done)
+        self._await_owner(range(low, high + 1), to, deadline)
+
+    def uncover(self, low: int, high: int) -> ClusterNode:
+        """Leave slots ``low..high`` (one owner) served by nobody: ``CLUSTER DELSLOTS`` on every live node.
+
+        A node forgets a slot only when told itself (gossip never unassigns one), hence every node. Returns the
+        primary that served them; their keys stay in its memory and are served again after :meth:`cover`. With
+        ``cluster-require-full-coverage yes`` (the default) every node then answers key commands with
+        ``-CLUSTERDOWN The cluster is down``; with ``no``, only keys of these slots get ``-CLUSTERDOWN Hash slot
+        not served``. Returns once every live node reports the slots unassigned.
+        """
+        owner = self.owner(low)
+        if self.owner(high) is not owner:
+            raise ValueError(f"slots {low}..{high} are not served by one primary")
+        live = [n for n in self.nodes if n.alive]
+        wanted = str(SLOTS - (high - low + 1))
+        with self._clients(live) as conns:
+            for conn in conns.values():
+                _command(conn, "CLUSTER", "DELSLOTS", *range(low, high + 1))
+
+            def unassigned() -> str | None:
+                for node, conn in conns.items():
+                    assigned = parse_info(_command(conn, "CLUSTER", "INFO")).get("cluster_slots_assigned")
+                    if assigned != wanted:
+                        return f"node {node.port}: cluster_slots_assigned:{assigned} (want {wanted})"
+                return None
+
+            self._poll(f"slots {low}..{high} unassigned", time.monotonic() + FAILOVER_TIMEOUT_S, unassigned)
+        return owner
+
+    def cover(self, low: int, high: int, primary: ClusterNode, *, timeout: float = FAILOVER_TIMEOUT_S) -> None:
+        """Give unassigned slots ``low..high`` to ``primary`` (``CLUSTER ADDSLOTS``); wait until all agree, ok."""
+        with self._clients([primary]) as conns:
+            _add_slots(conns[primary], low, high, ranged=self.slot_command != "ADDSLOTS")
+        self._await_owner(range(low, high + 1), primary, time.monotonic() + timeout)
+
+    def set_config(self, name: str, value: str) -> None:
+        """``CONFIG SET name value`` on every live node."""
+        with self._clients([n for n in self.nodes if n.alive]) as conns:
+            for conn in conns.values():
+                _command(conn, "CONFIG", "SET", name, value)
+
+    def _await_owner(self, slots: Iterable[int], to: ClusterNode, deadline: float) -> None:
+        wanted = set(slots)
+
+        def served(view: Mapping[str, NodeView]) -> str | None:
+            missing = wanted - _slot_set(view[to.node_id].slots)
+            return f"{to.port} does not serve {len(missing)} moved slot(s) yet" if missing else None
+
+        self._await(f"slots moved to {to.port}", deadline, served)
+
+    def _node(self, node_id: str) -> ClusterNode:
+        return next(n for n in self.nodes if n.node_id == node_id)
+
     # -- lifecycle -----------------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -357,6 +522,62 @@ class LocalCluster(StopsOnExit):
                          for n in self.nodes)
 
 
+class SlotMove:
+    """One slot on its way from ``source`` to ``target``, moved step by step (see :meth:`LocalCluster.move_slots`).
+
+    Made by :meth:`LocalCluster.begin_slot_move`, which has put the slot in IMPORTING (target) and MIGRATING
+    (source) state. :meth:`migrate` moves some of its keys, :meth:`migrate_all` the rest, :meth:`finish` gives
+    the slot to the target on every primary. Between steps a test can look at what clients see: a key still on
+    the source is served there, a key already moved is answered with ``-ASK``.
+    """
+
+    def __init__(self, cluster: LocalCluster, slot: int, source: ClusterNode, target: ClusterNode) -> None:
+        self.cluster, self.slot, self.source, self.target = cluster, slot, source, target
+
+    def keys_left(self, count: int = MIGRATE_BATCH) -> list[str]:
+        """Up to ``count`` names of the slot still on the source (``CLUSTER GETKEYSINSLOT``)."""
+        with contextlib.closing(self.source.client(timeout=PROBE_TIMEOUT_S)) as conn:
+            names = conn.execute_command("CLUSTER", "GETKEYSINSLOT", self.slot, count)  # type: ignore[no-untyped-call]
+        return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+
+    def migrate(self, names: Sequence[str]) -> None:
+        """``MIGRATE`` these names (of this slot, on the source) to the target, atomically per batch."""
+        if not names:
+            return
+        args: list[str | int] = [self.target.host, self.target.port, "", 0, MIGRATE_TIMEOUT_MS]
+        if self.cluster.password:
+            args += ["AUTH", self.cluster.password]
+        with contextlib.closing(self.source.client(timeout=PROBE_TIMEOUT_S + MIGRATE_TIMEOUT_MS / 1000)) as conn:
+            _command(conn, "MIGRATE", *args, "KEYS", *names)
+
+    def migrate_all(self) -> int:
+        """Migrate every key still on the source, batch by batch; return how many moved."""
+        moved = 0
+        while names := self.keys_left():
+            self.migrate(names)
+            moved += len(names)
+        return moved
+
+    def finish(self, *, wait: bool = True, timeout: float = FAILOVER_TIMEOUT_S) -> None:
+        """``CLUSTER SETSLOT <slot> NODE <target>`` on the target, the source, then every other primary.
+
+        With ``wait``, return once every live node agrees that the target serves the slot. Keys still on the
+        source would be orphaned, so :meth:`migrate_all` must have emptied it (ValueError otherwise).
+        """
+        left = self.keys_left(1)
+        if left:
+            raise ValueError(f"slot {self.slot} still has keys on {self.source.port} (e.g. {left[0]!r})")
+        others = [n for n in self.cluster.primaries if n not in (self.target, self.source)]
+        for node in [self.target, self.source, *others]:
+            self._setslot(node, "NODE", self.target.node_id)
+        if wait:
+            self.cluster._await_owner([self.slot], self.target, time.monotonic() + timeout)
+
+    def _setslot(self, node: ClusterNode, state: str, node_id: str) -> None:
+        with contextlib.closing(node.client(timeout=PROBE_TIMEOUT_S)) as conn:
+            _command(conn, "CLUSTER", "SETSLOT", self.slot, state, node_id)
+
+
 def start_cluster(resolved: Resolved, workdir: Path, *, primaries: int = 3, replicas_per_primary: int = 1,
                   options: ServerOptions | None = None, timeout: float = FORM_TIMEOUT_S) -> LocalCluster:
     """Start ``primaries * (1 + replicas_per_primary)`` nodes of ``resolved``'s binary and make them a cluster.
@@ -441,6 +662,25 @@ def _unknown(conns: Mapping[ClusterNode, valkey.Valkey], ids: set[str]) -> str |
         if set(view) != ids or any(v.flags & {"handshake", "noaddr"} for v in view.values()):
             return f"node {node.port} knows {len(set(view) & ids)} of {len(ids)} nodes"
     return None
+
+
+def _slot_set(ranges: Iterable[str]) -> set[int]:
+    """Return the slots of ``CLUSTER NODES`` slot fields (``"5"``, ``"0-5460"``)."""
+    slots: set[int] = set()
+    for text in ranges:
+        low, _, high = text.partition("-")
+        slots.update(range(int(low), int(high or low) + 1))
+    return slots
+
+
+def _pairs(reply: Any) -> dict[str, str]:
+    """Return a flat ``[name, value, ...]`` reply (or a RESP3 map) as a dict of strings."""
+    items = reply.items() if isinstance(reply, Mapping) else zip(reply[::2], reply[1::2], strict=True)
+    return {_text(k): _text(v) for k, v in items}
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _command(conn: valkey.Valkey, *args: str | int) -> str:

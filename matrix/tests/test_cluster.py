@@ -222,3 +222,56 @@ def test_cluster_with_password(valkey91, tmp_path):
         with valkey.Valkey(host="127.0.0.1", port=cluster.nodes[0].port) as anonymous, \
                 pytest.raises(valkey.AuthenticationError):
             anonymous.ping()
+
+
+def test_slot_sets_and_flat_replies():
+    """CLUSTER NODES slot fields become slot sets; a flat name/value reply (or a map) becomes a dict of text."""
+    from emmett_valkey_matrix.cluster import _pairs, _slot_set
+
+    assert _slot_set(["5", "10-12"]) == {5, 10, 11, 12} and _slot_set([]) == set()
+    assert _pairs([b"state", b"success", b"cow_size", 0]) == {"state": "success", "cow_size": "0"}
+    assert _pairs({b"state": b"failed"}) == {"state": "failed"}
+
+
+@pytest.mark.slow
+def test_slots_move_legacy_atomic_and_uncovered(valkey91, tmp_path):
+    """Slots move by the legacy commands and atomically; uncovered slots are given back.
+
+    move_slots moves keys and ownership (MIGRATE with AUTH on a password cluster); a SlotMove refuses to finish
+    with keys left; MIGRATESLOTS where the server has it; uncover leaves slots to nobody and cover gives them back.
+    """
+    with start_cluster(valkey91, tmp_path, primaries=3, replicas_per_primary=1,
+                       options=ServerOptions(requirepass="s3cret")) as cluster:
+        client = ValkeyCluster(startup_nodes=[ClientNode(h, p) for h, p in cluster.startup_nodes],
+                               password="s3cret", socket_timeout=5)
+        try:
+            keys = [f"{{t}}{i}" for i in range(150)]  # one slot, more keys than one MIGRATE batch
+            for key in keys:
+                client.set(key, key)
+            slot = client.keyslot(keys[0])
+            source = cluster.owner(slot)
+            target = next(p for p in cluster.primaries if p is not source)
+            with pytest.raises(ValueError, match="already served"):
+                cluster.begin_slot_move(slot, source)
+            with pytest.raises(ValueError, match="slot must be in"):
+                cluster.owner(SLOTS)
+            move = cluster.begin_slot_move(slot, target)
+            move.migrate(move.keys_left(10))
+            with pytest.raises(ValueError, match="still has keys"):
+                move.finish()
+            assert move.migrate_all() == 140
+            move.finish()
+            assert cluster.owner(slot) is target and slot in cluster.slots_of(target)
+            assert cluster.move_slots([slot], source) == 150 and cluster.owner(slot) is source
+            assert [client.get(k) for k in keys] == [k.encode() for k in keys]
+            assert cluster.atomic_slot_migration() is None  # valkey 9.1 has CLUSTER MIGRATESLOTS
+            cluster.migrate_slots_atomically(slot, slot, target)
+            assert cluster.owner(slot) is target and client.get(keys[-1]) == keys[-1].encode()
+            owner = cluster.uncover(slot, slot)
+            assert owner is target
+            assert all(_cluster_info(n)["cluster_slots_assigned"] == str(SLOTS - 1) for n in cluster.nodes)
+            cluster.cover(slot, slot, owner)
+            assert all(_cluster_info(n)["cluster_state"] == "ok" for n in cluster.nodes)
+            assert client.get(keys[0]) == keys[0].encode()  # the keys stayed with their primary
+        finally:
+            client.close()
