@@ -6,7 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..catalogue import Entry, load_catalogue
-from . import benchmark_figures, compare, perf
+from . import benchmark_figures, compare, migration, perf
+from ..migration import MIGRATION_SCHEMA
 from .load import check_result, origin_of, recency_key
 from .model import (
     ATTEMPT_STATUSES,
@@ -232,7 +233,11 @@ def build_report(
     """
     by_id = dict(load_catalogue() if catalogue is None else catalogue)
     servers = by_id.values()
-    chosen, attempts, inputs = _select(results, by_id, handler_version)
+    moves = [doc for doc in results if doc.get("schema") == MIGRATION_SCHEMA]  # reports/results/migration.json
+    chosen, attempts, inputs = _select([d for d in results if d.get("schema") != MIGRATION_SCHEMA], by_id,
+                                       handler_version)
+    migration_cells, migration_inputs = migration.select(moves, by_id, handler_version)
+    inputs += migration_inputs
     columns = tuple(_column(s, chosen.get(s.id), attempts.get(s.id)) for s in servers)
     grid = tuple(
         GridRow(suite, handler, tuple(_cell(c, chosen.get(c.id), suite, handler) for c in columns))
@@ -259,4 +264,5 @@ def build_report(
         benchmark_headlines=benchmark_figures.headlines(bench_runs),
         inputs=tuple(sorted(inputs + bench_inputs, key=lambda i: (i.kind, i.status != "accepted", i.file))),
         expectations=dict(perf.EXPECTED_P99_MS),
+        migration=migration_cells,
     )

@@ -9,6 +9,7 @@ import shlex
 from collections.abc import Sequence
 from itertools import groupby
 
+from . import migration
 from . import text as t
 from .document import (
     Cell,
@@ -391,6 +392,7 @@ def document(report: Report) -> Document:
             _provenance(report),
             _latency(report),
             _benchmarks(report),
+            migration.section(report.migration),
             _inputs(report),
         ),
         footer=f"Document schema {report.schema}; the same data is in compatibility.json.",
