@@ -1,5 +1,7 @@
-"""``reports/results/migration.json``: the measured grid, with the provenance of every server (schema
-``emmett-valkey-migration/1``). ``status`` is ``completed`` only when every cell of the grid ran."""
+"""``reports/results/migration.json``: the measured grid, with the provenance of every server.
+
+Schema ``emmett-valkey-migration/1``; ``status`` is ``completed`` only when every cell of the grid ran.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from emmett_valkey_matrix.contract import DISTRIBUTION
-from emmett_valkey_matrix.migration import MIGRATION_SCHEMA, METHODS
+from emmett_valkey_matrix.migration import METHODS, MIGRATION_SCHEMA
 
 from certification.results import _now, environment, package_versions
 from migration.dataset import TTL_TOLERANCE_S

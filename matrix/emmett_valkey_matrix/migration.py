@@ -44,6 +44,7 @@ class Cell:
 
     @property
     def key(self) -> tuple[str, str, str, str | None]:
+        """(source, target, method, variant)."""
         return self.source, self.target, self.method, self.variant
 
 
@@ -61,6 +62,7 @@ class Rule:
     explanation: str
 
     def covers(self, source: str, target: str, method: str, variant: str | None) -> bool:
+        """Whether this rule names the cell."""
         return (source in self.sources and target in self.targets and method in self.methods
                 and (variant or NO_VARIANT) in self.variants)
 
@@ -71,7 +73,7 @@ def cell_id(source: str, target: str, method: str, variant: str | None) -> str:
 
 
 def rerun_command(source: str, target: str, method: str, variant: str | None) -> str:
-    """The command that measures this one cell again."""
+    """Return the command that measures this one cell again."""
     selector = f"{source}-{target} and {method}" + (f" and {variant}" if variant else "")
     return f'tox -e migration -- -k "{selector}"'
 
@@ -118,7 +120,8 @@ def _rule(where: str, name: str, raw: Mapping[str, Any], known: set[str] | None)
         details = dict.fromkeys(methods, detail)
     elif isinstance(detail, Mapping) and all(isinstance(v, str) for v in detail.values()):
         if set(detail) - set(methods):
-            raise RulesError(f"{where}: detail names methods the rule does not cover: {sorted(set(detail) - set(methods))}")
+            extra_methods = sorted(set(detail) - set(methods))
+            raise RulesError(f"{where}: detail names methods the rule does not cover: {extra_methods}")
         details = {m: str(detail.get(m, "")) for m in methods}
     else:
         raise RulesError(f"{where}: detail must be a string or a table of method = string")
@@ -128,7 +131,7 @@ def _rule(where: str, name: str, raw: Mapping[str, Any], known: set[str] | None)
 
 
 def expected(rules: Iterable[Rule], source: str, target: str, method: str, variant: str | None) -> Rule | None:
-    """The one rule that names this cell, or ``None`` (the cell is expected to work); two rules are an error."""
+    """Return the one rule that names this cell, or ``None`` (the cell is expected to work); two rules are an error."""
     found = [rule for rule in rules if rule.covers(source, target, method, variant)]
     if len(found) > 1:
         raise RulesError(f"{cell_id(source, target, method, variant)} is claimed by "
@@ -162,7 +165,7 @@ def has_variant_setting(product: str, line: str) -> bool:
 
 def guide_table(ids: list[str], outcome: Callable[[str, str, str, str | None], str],
                 with_setting: Iterable[str]) -> list[str]:
-    """The guide's Markdown table: per source (row) and target (column) the methods that work.
+    """Return the guide's Markdown table: per source (row) and target (column) the methods that work.
 
     ``D`` DUMP/RESTORE, ``F`` RDB file, ``R`` replication, as the target runs by default (strict where it has
     ``rdb-version-check``); ``relaxed: ...`` the methods that work only with ``rdb-version-check relaxed``;

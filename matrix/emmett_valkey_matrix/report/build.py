@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..catalogue import Entry, load_catalogue
-from . import benchmark_figures, compare, migration, perf
 from ..migration import MIGRATION_SCHEMA
+from . import benchmark_figures, compare, migration, perf
 from .load import check_result, origin_of, recency_key
 from .model import (
     ATTEMPT_STATUSES,

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..catalogue import Entry
-from ..migration import METHODS, MIGRATION_OUTCOMES, MIGRATION_SCHEMA, VARIANTS, rerun_command
+from ..migration import METHODS, MIGRATION_OUTCOMES, VARIANTS, rerun_command
 from .document import Cell, Para, Pre, Row, Section, Span, Table, cell, line
 from .load import origin_of, recency_key
 from .model import DISTRIBUTION, InputFile, MigrationCell
@@ -46,7 +46,8 @@ def check(doc: Mapping[str, Any], servers: Mapping[str, Entry], handler_version:
     if handler.get("distribution") != DISTRIBUTION:
         return "foreign_handler", f"written for {handler.get('distribution')!r}, not {DISTRIBUTION!r}"
     if handler_version is not None and handler.get("version") != handler_version:
-        return "stale", f"written by {DISTRIBUTION} {handler.get('version')}; the installed version is {handler_version}"
+        return "stale", (f"written by {DISTRIBUTION} {handler.get('version')}; "
+                         f"the installed version is {handler_version}")
     if doc["status"] != "completed":
         return "partial", f"status {doc['status']!r}: not every cell of the grid ran ({len(cells)} cells)"
     return None
@@ -54,7 +55,7 @@ def check(doc: Mapping[str, Any], servers: Mapping[str, Entry], handler_version:
 
 def select(docs: Sequence[Mapping[str, Any]], servers: Mapping[str, Entry],
            handler_version: str | None) -> tuple[tuple[MigrationCell, ...], list[InputFile]]:
-    """The cells of the newest usable migration file, and what was done with every migration file."""
+    """Return the cells of the newest usable migration file, and what was done with every migration file."""
     inputs, usable = [], []
     for doc in docs:
         name = str(origin_of(doc).get("file") or "migration.json")
@@ -91,11 +92,7 @@ def _cell(cells: Sequence[MigrationCell]) -> Cell:
 
 
 def section(cells: Sequence[MigrationCell]) -> Section:
-    """One grid per method (sources as rows, targets as columns), or a line saying how to measure one."""
-    if not cells:
-        return Section("migration", "Migration between servers", (
-            Para(line("No migration grid: run ", Span("tox -e migration", role="code"),
-                      " to measure every pair of the servers that resolve here.")),))
+    """One grid per method (sources as rows, targets as columns), shown when a migration file was used."""
     ids = list(dict.fromkeys([c.source for c in cells] + [c.target for c in cells]))
     blocks: list[Table | Para | Pre] = [Para(line(
         "Each cell moves a cache written by ValkeyCache and RedisCache (ints, bools, str, bytes, nested pickles, "

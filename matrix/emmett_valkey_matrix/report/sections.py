@@ -392,7 +392,7 @@ def document(report: Report) -> Document:
             _provenance(report),
             _latency(report),
             _benchmarks(report),
-            migration.section(report.migration),
+            *((migration.section(report.migration),) if report.migration else ()),  # after tox -e migration
             _inputs(report),
         ),
         footer=f"Document schema {report.schema}; the same data is in compatibility.json.",
