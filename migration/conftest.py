@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +84,11 @@ GRID = pytest.StashKey[Grid]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if config.option.help or hasattr(config, "workerinput"):
+    if config.option.help:
         return
+    if hasattr(config, "workerinput") or config.getoption("numprocesses", default=None):
+        raise pytest.UsageError("the migration suite runs serially (-p no:xdist): one source server at a time, "
+                                "kept running while its targets are measured")
     import tempfile
 
     grid = Grid(Path(tempfile.mkdtemp(prefix="emmett-valkey-migration-")))
@@ -132,8 +134,3 @@ def grid(pytestconfig: pytest.Config) -> Grid:
 @pytest.fixture(scope="session")
 def rules(grid: Grid) -> Any:
     return load_rules(EXPECTED, load_catalogue())
-
-
-@pytest.fixture
-def pair_dir(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path

@@ -120,8 +120,15 @@ def check(host: str, port: int, data: Dataset) -> list[str]:
         if off:
             lost.append(f"TTL not kept within {TTL_TOLERANCE_S:g} s: {'; '.join(off[:4])}")
         for key in data.counters:
-            if key in got and cache.incr(key) != data.values[key] + 1:
-                lost.append(f"counter {key} no longer counts")
+            if key not in got:
+                continue
+            try:
+                counted = cache.incr(key)
+            except valkey.ResponseError as exc:
+                lost.append(f"counter {key} no longer counts: {exc}")
+                continue
+            if counted != data.values[key] + 1:
+                lost.append(f"counter {key} no longer counts: incr gave {counted}")
         cleared = cache.clear()
         if cleared != len(got):
             lost.append(f"clear() deleted {cleared} keys of the {len(got)} present")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,3 +114,25 @@ def test_rollback_copies_back_where_dump_is_refused(pair: tuple[Any, Any], grid:
     ns["cache"].valkey.close()
     ns["cache"].redis._cache.close()
     assert os.environ["OLD_CACHE_URL"].endswith(f":{old.port}/0")
+
+
+def test_check_names_what_a_move_lost(grid: Any, tmp_path: Path) -> None:
+    """The judge of a move names a missing entry, a changed value, a lost TTL and a counter that no longer counts."""
+    sid = next(iter(grid.resolved))
+    with grid.resolved[sid].start(workdir=tmp_path / sid) as server:
+        data = dataset.write(server.host, server.port)
+        client = server.client()
+        try:
+            client.delete(data.prefix + "vc:str")
+            client.set(data.prefix + "rc:bytes", b"!" + pickle.dumps(b"other"), keepttl=True)
+            client.persist(data.prefix + "vc:int")
+            client.set(data.prefix + "vc:hits", b"!" + pickle.dumps("x"), keepttl=True)
+        finally:
+            client.close()
+        lost = dataset.check(server.host, server.port, data)
+    assert lost[0] == f"1 of {len(data.values)} entries missing (vc:str)"
+    assert lost[1] == "read back different: rc:bytes, vc:hits"
+    assert lost[2].startswith(f"TTL not kept within {dataset.TTL_TOLERANCE_S:g} s: vc:int inf s vs ")
+    assert len(lost) == 4
+    assert lost[3].startswith("counter vc:hits no longer counts: ")
+    assert lost[3].endswith("value is not an integer or out of range")
