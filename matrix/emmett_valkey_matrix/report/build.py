@@ -7,7 +7,8 @@ from typing import Any
 
 from ..catalogue import Entry, load_catalogue
 from ..contract import STANDALONE, TOPOLOGIES, join_id, split_id
-from . import benchmark_figures, compare, perf
+from ..migration import MIGRATION_SCHEMA
+from . import benchmark_figures, compare, migration, perf
 from .load import check_result, origin_of, recency_key
 from .model import (
     ATTEMPT_STATUSES,
@@ -272,7 +273,11 @@ def build_report(
     across servers (``benchmark_headlines``).
     """
     by_id = dict(load_catalogue() if catalogue is None else catalogue)
-    chosen, attempts, inputs = _select(results, by_id, handler_version)
+    moves = [doc for doc in results if doc.get("schema") == MIGRATION_SCHEMA]  # reports/results/migration.json
+    chosen, attempts, inputs = _select([d for d in results if d.get("schema") != MIGRATION_SCHEMA], by_id,
+                                       handler_version)
+    migration_cells, migration_inputs = migration.select(moves, by_id, handler_version)
+    inputs += migration_inputs
     columns = _columns(by_id.values(), chosen, attempts)
     grid = tuple(
         GridRow(suite, handler, tuple(_cell(c, chosen.get(c.id), suite, handler) for c in columns))
@@ -300,4 +305,5 @@ def build_report(
         benchmark_headlines=benchmark_figures.headlines(bench_runs),
         inputs=tuple(sorted(inputs + bench_inputs, key=lambda i: (i.kind, i.status != "accepted", i.file))),
         expectations=dict(perf.EXPECTED_P99_MS),
+        migration=migration_cells,
     )

@@ -312,12 +312,24 @@ class InputFile:
     """What the report did with one input file: accepted, rejected (and why) or superseded."""
 
     file: str
-    kind: str  # results | benchmarks
+    kind: str  # results | benchmarks | migration
     server_id: str | None
     status: str  # accepted | rejected | superseded
     problem: str | None  # malformed | foreign_schema | invalid | foreign_handler | stale | unknown_server |
     #                      mismatch | superseded
     detail: str | None
+
+
+@dataclass(frozen=True)
+class MigrationCell:
+    """One measured move of a cache between two servers (``reports/results/migration.json``)."""
+
+    source: str
+    target: str
+    method: str  # dump_restore | rdb_file | replication
+    variant: str | None  # strict | relaxed | None (a target without rdb-version-check)
+    outcome: str  # works | refused | partial
+    detail: str
 
 
 @dataclass(frozen=True)
@@ -336,4 +348,5 @@ class Report:
     benchmark_headlines: tuple[Headline, ...]
     inputs: tuple[InputFile, ...]
     expectations: dict[str, float] = field(default_factory=dict)
+    migration: tuple[MigrationCell, ...] = ()
     schema: str = REPORT_SCHEMA

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from itertools import groupby
 
 from ..contract import CLUSTER, STANDALONE
+from . import migration
 from . import text as t
 from .document import (
     Cell,
@@ -455,6 +456,7 @@ def document(report: Report) -> Document:
             _provenance(report),
             _latency(report),
             _benchmarks(report),
+            *((migration.section(report.migration),) if report.migration else ()),  # after tox -e migration
             _inputs(report),
         ),
         footer=f"Document schema {report.schema}; the same data is in compatibility.json.",
