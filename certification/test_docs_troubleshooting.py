@@ -316,6 +316,7 @@ def test_out_of_memory(server: Any, tmp_path: Path, handlers: Handlers,
 
 
 @pytest.mark.faults
+@pytest.mark.standalone_only("a dedicated single server of the id with a TLS port (the local cluster runs without TLS)")
 def test_tls_verification_failed(server: Any, tmp_path: Path, handlers: Handlers, tls_material: TLSMaterial,
                                  warnings_logged: Callable[[], list[str]]) -> None:
     """A server certificate that the configured CA did not sign; skipped, saying so, on a build without TLS."""
@@ -329,6 +330,7 @@ def test_tls_verification_failed(server: Any, tmp_path: Path, handlers: Handlers
 
 
 @pytest.mark.faults
+@pytest.mark.standalone_only("a dedicated single server of the id with a TLS port (the local cluster runs without TLS)")
 def test_tls_client_certificate_required(server: Any, tmp_path: Path, handlers: Handlers,
                                          tls_material: TLSMaterial) -> None:
     with tls_server(server, tmp_path, tls_material) as srv:

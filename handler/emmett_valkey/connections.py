@@ -219,7 +219,7 @@ class Connections:
             # when given (a plain pool refuses at once with "Too many connections" under concurrent tasks)
             s = self.settings
             kwargs = {k: v for k, v in s.connection.items() if k not in ("host", "port", "db")}
-            pool_cls = avalkey.ConnectionPool
+            pool_cls: type[avalkey.ConnectionPool] = avalkey.ConnectionPool
             if s.pool_timeout is not None:
                 pool_cls, kwargs["timeout"] = avalkey.BlockingConnectionPool, s.pool_timeout
             if s.ssl:

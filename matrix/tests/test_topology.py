@@ -76,3 +76,19 @@ def test_external_cluster_is_identified_node_by_node(tmp_path):
                             .read_text())
         jsonschema.Draft202012Validator({"$defs": schema["$defs"], "$ref": "#/$defs/provenance"}).validate(
             json.loads(json.dumps(prov)))
+
+
+def test_tox_has_a_cluster_env_for_every_catalogued_id(catalogue):
+    """``tox -e <id>-cluster`` exists for exactly the catalogue's ids, labelled ``cluster`` (``tox -m cluster``)."""
+    import configparser
+    import re
+    from pathlib import Path
+
+    ini = configparser.ConfigParser(interpolation=None)
+    ini.read(Path(__file__).resolve().parents[2] / "tox.ini")
+    sections = [s for s in ini.sections() if re.fullmatch(r"testenv:\{[a-z0-9,]+\}-cluster", s)]
+    assert len(sections) == 1
+    ids = sections[0][len("testenv:{"):-len("}-cluster")].split(",")
+    assert ids == list(catalogue)
+    assert ini[sections[0]]["labels"].strip() == "cluster"
+    assert "--server {envname}" in ini[sections[0]]["commands"]
