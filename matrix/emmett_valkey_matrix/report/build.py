@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..catalogue import Entry, load_catalogue
@@ -20,6 +21,7 @@ from .model import (
     Counts,
     GridRow,
     InputFile,
+    Machine,
     Provenance,
     Report,
     Verdict,
@@ -132,14 +134,56 @@ def _provenance(doc: Doc) -> Provenance | None:
         python=env.get("python"),
         platform=env.get("platform"),
         packages=dict(sorted((env.get("packages") or {}).items())),
+        host=env.get("host"),
+        arch=env.get("machine"),
+        cpus=env.get("cpus"),
     )
 
 
-def _column(server: Entry, doc: Doc | None, attempt: Doc | None = None) -> Column:
+MachineKey = tuple[object, ...]
+
+
+def _machine_key(doc: Doc) -> MachineKey:
+    env = doc.get("environment") or {}
+    return tuple(env.get(k) for k in ("host", "platform", "machine", "cpus", "python"))
+
+
+def _machines(chosen: Mapping[str, Doc], order: Sequence[str]) -> tuple[dict[str, str], tuple[Machine, ...]]:
+    """Group the columns shown by the machine their result file records; name each machine.
+
+    Returns the machine name per column id and the machines in order of their first column.
+    """
+    groups: dict[MachineKey, list[str]] = {}
+    for sid in order:
+        if sid in chosen:
+            groups.setdefault(_machine_key(chosen[sid]), []).append(sid)
+    hosts = [key[0] for key in groups]
+    machines, names = [], {}
+    for index, (key, ids) in enumerate(groups.items(), start=1):
+        host, platform, arch, cpus, python = key
+        if not host:
+            name = f"machine {index}"
+        elif hosts.count(host) > 1:
+            name = f"{host} #{hosts[:index].count(host)}"
+        else:
+            name = str(host)
+        machines.append(Machine(name, _str(host), _str(platform), _str(arch), cpus if isinstance(cpus, int) else None,
+                                _str(python), tuple(ids)))
+        names.update(dict.fromkeys(ids, name))
+    return names, tuple(machines)
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _column(server: Entry, doc: Doc | None, attempt: Doc | None = None, machine: str | None = None) -> Column:
     ours = _counts(doc, OURS)
     completed = doc is not None and doc["status"] == "completed"
     missing = tuple(s for s in SUITES if completed and _counts(doc, OURS, s).total == 0)
     provenance = _provenance(doc) if doc is not None else None
+    if provenance is not None:
+        provenance = replace(provenance, machine=machine)
     version = provenance.version if provenance else None
     product_name = server.product.capitalize()  # as the catalogue's Entry.display names it
     return Column(
@@ -157,6 +201,7 @@ def _column(server: Entry, doc: Doc | None, attempt: Doc | None = None) -> Colum
         source_file=_file_name(doc, server.id) if doc is not None else None,
         provenance=provenance,
         attempt=_attempt(attempt),
+        machine=machine,
     )
 
 
@@ -233,7 +278,8 @@ def build_report(
     by_id = dict(load_catalogue() if catalogue is None else catalogue)
     servers = by_id.values()
     chosen, attempts, inputs = _select(results, by_id, handler_version)
-    columns = tuple(_column(s, chosen.get(s.id), attempts.get(s.id)) for s in servers)
+    machine_of, machines = _machines(chosen, [s.id for s in servers])
+    columns = tuple(_column(s, chosen.get(s.id), attempts.get(s.id), machine_of.get(s.id)) for s in servers)
     grid = tuple(
         GridRow(suite, handler, tuple(_cell(c, chosen.get(c.id), suite, handler) for c in columns))
         for suite in SUITES
@@ -259,4 +305,5 @@ def build_report(
         benchmark_headlines=benchmark_figures.headlines(bench_runs),
         inputs=tuple(sorted(inputs + bench_inputs, key=lambda i: (i.kind, i.status != "accepted", i.file))),
         expectations=dict(perf.EXPECTED_P99_MS),
+        machines=machines,
     )

@@ -84,6 +84,10 @@ class Provenance:
     python: str | None
     platform: str | None
     packages: dict[str, str | None]
+    host: str | None = None  # the machine's network name (result files before it was recorded have none)
+    arch: str | None = None  # platform.machine(): x86_64, aarch64
+    cpus: int | None = None
+    machine: str | None = None  # the name of its machine in Report.machines
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,24 @@ class Column:
     source_file: str | None
     provenance: Provenance | None
     attempt: Attempt | None = None  # a newer run than the certification shown that was not one
+    machine: str | None = None  # the name (in Report.machines) of the machine its result file came from
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A machine (or CI runner) that result files came from, as their ``environment`` block records it.
+
+    Two files come from one machine when host, platform, architecture, CPU count and Python agree. ``name`` is the
+    host, else ``machine <n>`` in column order (``<host> #<n>`` when one host ran two environments).
+    """
+
+    name: str
+    host: str | None
+    platform: str | None
+    arch: str | None
+    cpus: int | None
+    python: str | None
+    columns: tuple[str, ...]  # ids of the columns whose result files it wrote
 
 
 @dataclass(frozen=True)
@@ -305,4 +327,5 @@ class Report:
     benchmark_headlines: tuple[Headline, ...]
     inputs: tuple[InputFile, ...]
     expectations: dict[str, float] = field(default_factory=dict)
+    machines: tuple[Machine, ...] = ()  # more than one: latency and durations across columns compare machines too
     schema: str = REPORT_SCHEMA
