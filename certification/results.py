@@ -48,6 +48,7 @@ def package_versions() -> dict[str, str | None]:
 
 def environment() -> dict[str, Any]:
     return {
+        "host": platform.node() or None,  # which machine: result files from several are merged into one report
         "python": platform.python_version(),
         "implementation": platform.python_implementation(),
         "platform": platform.platform(),

@@ -1,4 +1,4 @@
-"""``emmett-valkey-matrix``: list, fetch, resolvable, check, serve (and report, ratios).
+"""``emmett-valkey-matrix``: list, fetch, resolvable, check, serve, workflow (and report, ratios).
 
 Exit codes: 0 success; 1 some id failed (``fetch``, ``check``); 2 usage errors (argparse), or a command that needs
 the ``certify`` extra (``report``) run without it.
@@ -182,6 +182,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_workflow(args: argparse.Namespace) -> int:
+    """Print the CI workflow generated from the catalogue and tox.ini, write it (``--write``), or check it."""
+    from . import workflow
+
+    try:
+        root = workflow.find_checkout()
+        if args.check:
+            stale = workflow.diff(root)
+            if stale:
+                print(stale, end="")
+                print(f"{workflow.WORKFLOW_PATH} is not what the catalogue and tox.ini give; regenerate it: "
+                      "emmett-valkey-matrix workflow --write", file=sys.stderr)
+                return 1
+            print(f"{workflow.WORKFLOW_PATH} is current")
+            return 0
+        text = workflow.generate(root)
+    except workflow.WorkflowError as exc:
+        print(f"emmett-valkey-matrix workflow: {exc}", file=sys.stderr)
+        return 1
+    if args.write:
+        path = root / workflow.WORKFLOW_PATH
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    else:
+        print(text, end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(prog="emmett-valkey-matrix",
@@ -208,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("id", metavar="ID", nargs="?", default=DEFAULT_SERVE_ID)
     p.add_argument("--port", type=int, default=None, help="listen on this port (default: a free one)")
     p.set_defaults(func=cmd_serve)
+    p = sub.add_parser("workflow", help="the CI workflow from the catalogue and tox.ini: print, --write or --check")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="write .github/workflows/matrix.yml of the checkout")
+    mode.add_argument("--check", action="store_true", help="exit 1, with a diff, when the committed file is stale")
+    p.set_defaults(func=cmd_workflow)
     for name, (_module, text) in _DELEGATED.items():
         sub.add_parser(name, help=f"{text} (see: {name} --help)", add_help=False)
     return parser

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ..catalogue import Entry, load_catalogue
@@ -23,6 +24,7 @@ from .model import (
     Difference,
     GridRow,
     InputFile,
+    Machine,
     Provenance,
     Report,
     Verdict,
@@ -138,14 +140,57 @@ def _provenance(doc: Doc) -> Provenance | None:
         packages=dict(sorted((env.get("packages") or {}).items())),
         topology=split_id(str(doc.get("server_id")))[1],
         cluster=cluster_info(server),
+        host=env.get("host"),
+        arch=env.get("machine"),
+        cpus=env.get("cpus"),
     )
 
 
-def _column(server: Entry, topology: str, doc: Doc | None, attempt: Doc | None = None) -> Column:
+MachineKey = tuple[object, ...]
+
+
+def _machine_key(doc: Doc) -> MachineKey:
+    env = doc.get("environment") or {}
+    return tuple(env.get(k) for k in ("host", "platform", "machine", "cpus", "python"))
+
+
+def _machines(chosen: Mapping[str, Doc], order: Sequence[str]) -> tuple[dict[str, str], tuple[Machine, ...]]:
+    """Group the columns shown by the machine their result file records; name each machine.
+
+    Returns the machine name per column id and the machines in order of their first column.
+    """
+    groups: dict[MachineKey, list[str]] = {}
+    for sid in order:
+        if sid in chosen:
+            groups.setdefault(_machine_key(chosen[sid]), []).append(sid)
+    hosts = [key[0] for key in groups]
+    machines, names = [], {}
+    for index, (key, ids) in enumerate(groups.items(), start=1):
+        host, platform, arch, cpus, python = key
+        if not host:
+            name = f"machine {index}"
+        elif hosts.count(host) > 1:
+            name = f"{host} #{hosts[:index].count(host)}"
+        else:
+            name = str(host)
+        machines.append(Machine(name, _str(host), _str(platform), _str(arch), cpus if isinstance(cpus, int) else None,
+                                _str(python), tuple(ids)))
+        names.update(dict.fromkeys(ids, name))
+    return names, tuple(machines)
+
+
+def _str(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
+def _column(server: Entry, topology: str, doc: Doc | None, attempt: Doc | None = None,
+            machine: str | None = None) -> Column:
     ours = _counts(doc, OURS)
     completed = doc is not None and doc["status"] == "completed"
     missing = tuple(s for s in SUITES if completed and _counts(doc, OURS, s).total == 0)
     provenance = _provenance(doc) if doc is not None else None
+    if provenance is not None:
+        provenance = replace(provenance, machine=machine)
     version = provenance.version if provenance else None
     product_name = server.product.capitalize()  # as the catalogue's Entry.display names it
     sid = join_id(server.id, topology)
@@ -170,6 +215,7 @@ def _column(server: Entry, topology: str, doc: Doc | None, attempt: Doc | None =
         attempt=_attempt(attempt),
         topology=topology,
         base_id=server.id,
+        machine=machine,
     )
 
 
@@ -224,12 +270,14 @@ def _benchmark_inputs(
     return sorted(usable, key=lambda item: order.index(item[0])), inputs
 
 
-def _columns(servers: Iterable[Entry], chosen: Mapping[str, Doc], attempts: Mapping[str, Doc]) -> tuple[Column, ...]:
+def _columns(servers: Iterable[Entry], chosen: Mapping[str, Doc], attempts: Mapping[str, Doc],
+             machine_of: Mapping[str, str]) -> tuple[Column, ...]:
     """Every catalogue id standalone, in catalogue order, then every one on a cluster (``<id>-cluster``)."""
     return tuple(
-        _column(s, topology, chosen.get(join_id(s.id, topology)), attempts.get(join_id(s.id, topology)))
+        _column(s, topology, chosen.get(sid), attempts.get(sid), machine_of.get(sid))
         for topology in TOPOLOGIES
         for s in servers
+        for sid in (join_id(s.id, topology),)
     )
 
 
@@ -278,7 +326,9 @@ def build_report(
                                        handler_version)
     migration_cells, migration_inputs = migration.select(moves, by_id, handler_version)
     inputs += migration_inputs
-    columns = _columns(by_id.values(), chosen, attempts)
+    servers = tuple(by_id.values())
+    machine_of, machines = _machines(chosen, [join_id(s.id, t) for t in TOPOLOGIES for s in servers])
+    columns = _columns(servers, chosen, attempts, machine_of)
     grid = tuple(
         GridRow(suite, handler, tuple(_cell(c, chosen.get(c.id), suite, handler) for c in columns))
         for suite in SUITES
@@ -306,4 +356,5 @@ def build_report(
         inputs=tuple(sorted(inputs + bench_inputs, key=lambda i: (i.kind, i.status != "accepted", i.file))),
         expectations=dict(perf.EXPECTED_P99_MS),
         migration=migration_cells,
+        machines=machines,
     )

@@ -109,6 +109,10 @@ class Provenance:
     packages: dict[str, str | None]
     topology: str = STANDALONE  # standalone | cluster
     cluster: ClusterInfo | None = None  # the nodes, for a cluster run
+    host: str | None = None  # the machine's network name (result files before it was recorded have none)
+    arch: str | None = None  # platform.machine(): x86_64, aarch64
+    cpus: int | None = None
+    machine: str | None = None  # the name of its machine in Report.machines
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,24 @@ class Column:
     attempt: Attempt | None = None  # a newer run than the certification shown that was not one
     topology: str = STANDALONE
     base_id: str = ""
+    machine: str | None = None  # the name (in Report.machines) of the machine its result file came from
+
+
+@dataclass(frozen=True)
+class Machine:
+    """A machine (or CI runner) that result files came from, as their ``environment`` block records it.
+
+    Two files come from one machine when host, platform, architecture, CPU count and Python agree. ``name`` is the
+    host, else ``machine <n>`` in column order (``<host> #<n>`` when one host ran two environments).
+    """
+
+    name: str
+    host: str | None
+    platform: str | None
+    arch: str | None
+    cpus: int | None
+    python: str | None
+    columns: tuple[str, ...]  # ids of the columns whose result files it wrote
 
 
 @dataclass(frozen=True)
@@ -349,4 +371,5 @@ class Report:
     inputs: tuple[InputFile, ...]
     expectations: dict[str, float] = field(default_factory=dict)
     migration: tuple[MigrationCell, ...] = ()
+    machines: tuple[Machine, ...] = ()  # more than one: latency and durations across columns compare machines too
     schema: str = REPORT_SCHEMA

@@ -248,6 +248,9 @@ def _provenance(report: Report) -> Section:
         ("Run finished", [p.run_finished_at for p in ps], False),
         ("Duration (s)", [p.duration_s for p in ps], False),
         ("Command", [shlex.join(p.command) for p in ps], True),
+        ("Machine", [p.machine for p in ps], False),
+        ("Host", [p.host for p in ps], False),
+        ("CPUs", [p.cpus for p in ps], False),
         ("Python", [p.python for p in ps], False),
         *(
             (PACKAGE_LABELS.get(name, name), [p.packages.get(name) for p in ps], False)
@@ -259,7 +262,9 @@ def _provenance(report: Report) -> Section:
     rows = tuple(Row((cell(name), *(_value(v, code=code) for v in values))) for name, values, code in fields)
     header = (cell("Field"), *(Cell((line(*server(c)),), anchor=f"prov-{c.id}") for c in columns))
     table = Table("Where each column comes from", header, rows, "provenance")
-    return Section("provenance", "Provenance", (table, *_cluster_nodes(columns)))
+    note = t.machines_note(report)
+    return Section("provenance", "Provenance", (*((Para(line(note)),) if note else ()), table,
+                                                *_cluster_nodes(columns)))
 
 
 def _cluster_nodes(columns: Sequence[Column]) -> tuple[Part, ...]:
@@ -309,8 +314,10 @@ def _latency(report: Report) -> Section:
             "✔ met, ✘ over the expectation."
         )
     )
+    note = t.machines_note(report)
+    head = (intro, Para(line(note))) if note else (intro,)
     if not report.latency:
-        return Section("latency", "Latency", (intro, Para(line("No latency samples."))))
+        return Section("latency", "Latency", (*head, Para(line("No latency samples."))))
     rows = tuple(
         Row(
             (
@@ -323,7 +330,7 @@ def _latency(report: Report) -> Section:
     )
     header = _header("Server", "Handler", *(OP_LABELS[op] for op in OPS))
     table = Table("p50 / p99 latency (ms) per server and handler", header, rows)
-    return Section("latency", "Latency", (intro, Charts(), table))
+    return Section("latency", "Latency", (*head, Charts(), table))
 
 
 def _headline_cell(h: Headline, c: HeadlineCell) -> Cell:

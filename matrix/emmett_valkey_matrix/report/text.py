@@ -165,6 +165,20 @@ def replica_of_text(primary: str | None, ports: dict[str, int | None]) -> str:
     return short_node_id(primary) + (f" (:{port})" if port is not None else "")
 
 
+def machines_note(report: Report) -> str | None:
+    """When the columns' result files come from more than one machine: which, and what that means; else None."""
+    if len(report.machines) < 2:
+        return None
+    parts = []
+    for m in report.machines:
+        about = ", ".join(x for x in (m.platform, f"{m.cpus} CPUs" if m.cpus else None,
+                                      f"Python {m.python}" if m.python else None) if x)
+        parts.append(f"{m.name} ({about or 'no environment recorded'}): {', '.join(m.columns)}")
+    return (f"The result files come from {len(report.machines)} machines: " + "; ".join(parts) + ". Latency "
+            "figures and durations compare the machines as much as the servers: compare them only between columns "
+            "of one machine.")
+
+
 def input_status(item: InputFile) -> str:
     """``rejected: stale`` or ``superseded``."""
     return item.status if item.problem in (None, item.status) else f"{item.status}: {item.problem}"
