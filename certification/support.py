@@ -5,11 +5,16 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import valkey
 
 from certification.session import ServerInfo
+
+#: why the cluster suites (their own clusters, killed, uncovered and moved) run in the cluster topology's session
+CLUSTER_RUNS = ("the cluster suites start clusters of the id's build themselves: they run with tox -e <id>-cluster "
+                "(pytest --server <id>-cluster)")
 
 RUN_ID = os.environ.get("EMMETT_VALKEY_RUN_ID") or uuid.uuid4().hex[:8]
 
@@ -98,3 +103,20 @@ def _batched(it: Iterator[bytes], n: int) -> Iterator[list[bytes]]:
         yield batch
 
 
+def start_local_cluster(server: ServerInfo, workdir: Path, *, replicas: int = 1,
+                        node_timeout_ms: int | None = None) -> Any:
+    """A local cluster of 3 primaries (and ``replicas`` each) of the session server's own build, for one module.
+
+    The cluster suites start their own (they kill, stall, uncover and move nodes); on an external server the test
+    is skipped with the reason. ``node_timeout_ms``: a long timeout where no failover is wanted, so a stalled busy
+    machine is not taken for a failed node.
+    """
+    import pytest
+    from emmett_valkey_matrix import ServerOptions, resolve
+    from emmett_valkey_matrix.cluster import start_cluster
+
+    resolved = resolve(server.base_id)
+    if resolved.external:
+        pytest.skip(f"{server.id} is a server the user runs ({resolved.describe()}): no cluster of it can be started")
+    options = ServerOptions() if node_timeout_ms is None else ServerOptions(cluster_node_timeout_ms=node_timeout_ms)
+    return start_cluster(resolved, workdir, primaries=3, replicas_per_primary=replicas, options=options)

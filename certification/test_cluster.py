@@ -21,24 +21,15 @@ from emmett_valkey import ValkeyCache
 from valkey.cluster import ClusterNode, ValkeyCluster
 
 from certification.session import ServerInfo
+from certification.support import CLUSTER_RUNS, start_local_cluster
 
-pytestmark = pytest.mark.cluster
-
-
-def _start(server: ServerInfo, workdir: Path, replicas: int = 1) -> Any:
-    from emmett_valkey_matrix import resolve
-    from emmett_valkey_matrix.cluster import start_cluster
-
-    resolved = resolve(server.id)
-    if resolved.external:
-        pytest.skip(f"{server.id} is a server the user runs ({resolved.describe()}): no cluster of it can be started")
-    return start_cluster(resolved, workdir, primaries=3, replicas_per_primary=replicas)
+pytestmark = [pytest.mark.cluster, pytest.mark.cluster_only(CLUSTER_RUNS)]
 
 
 @pytest.fixture(scope="module")
 def cluster(server: ServerInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """3 primaries and 3 replicas of the session server's build, for this module."""
-    with _start(server, tmp_path_factory.mktemp("cluster")) as running:
+    with start_local_cluster(server, tmp_path_factory.mktemp("cluster")) as running:
         yield running
 
 
@@ -187,7 +178,7 @@ def test_a_cluster_has_database_zero_only(kwargs: dict[str, Any]) -> None:
 def test_fail_soft_when_the_cluster_is_down(server: ServerInfo, tmp_path: Path, key_prefix: str,
                                             caplog: pytest.LogCaptureFixture) -> None:
     """With on_error="miss", a cluster whose nodes are all gone is a miss and a no-op, counted; raise mode raises."""
-    with _start(server, tmp_path, replicas=0) as down:
+    with start_local_cluster(server, tmp_path, replicas=0) as down:
         host, port = down.startup_nodes[0]
         soft = ValkeyCache(host=host, port=port, cluster=True, prefix=key_prefix, on_error="miss",
                            socket_timeout=1, socket_connect_timeout=1)
@@ -218,7 +209,7 @@ def test_a_read_during_failover_is_the_value_or_a_miss(server: ServerInfo, tmp_p
     exception, never a wrong value); the time from the SIGKILL to its first write and read that both succeed is
     measured, recorded as ``failover_recovery_s`` and bounded by FAILOVER_RECOVERY_BOUND_S.
     """
-    with _start(server, tmp_path) as moving:
+    with start_local_cluster(server, tmp_path) as moving:
         host, port = moving.startup_nodes[0]
         cache = ValkeyCache(host=host, port=port, cluster=True, prefix=key_prefix, on_error="miss",
                             socket_timeout=1, socket_connect_timeout=1)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from emmett_valkey import ValkeyCache
 from valkey.cluster import ClusterNode, ValkeyCluster
 
 from certification.session import ServerInfo
+from certification.support import start_local_cluster
 from certification.support_bench import CHECK, FULL, Sizes, dumps, loads, paired
 
 NODE_TIMEOUT_MS = 15_000
@@ -30,22 +30,11 @@ TTL_MS = 300_000
 BATCH = 100
 
 
-def _start(server: ServerInfo, workdir: Path) -> Any:
-    from emmett_valkey_matrix import ServerOptions, resolve
-    from emmett_valkey_matrix.cluster import start_cluster
-
-    resolved = resolve(server.id)
-    if resolved.external:
-        pytest.skip(f"{server.id} is a server the user runs ({resolved.describe()}): no cluster of it can be started")
-    # no failover is wanted here: a node timeout long enough that a stalled, busy machine is not taken for a failure
-    return start_cluster(resolved, workdir, primaries=3, replicas_per_primary=1,
-                         options=ServerOptions(cluster_node_timeout_ms=NODE_TIMEOUT_MS))
-
-
 @pytest.fixture(scope="module")
 def cluster(server: ServerInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """3 primaries and 3 replicas of the session server's build, for this module."""
-    with _start(server, tmp_path_factory.mktemp("cluster-bench")) as running:
+    workdir = tmp_path_factory.mktemp("cluster-bench")
+    with start_local_cluster(server, workdir, node_timeout_ms=NODE_TIMEOUT_MS) as running:
         yield running
 
 

@@ -10,7 +10,6 @@ again the same handlers work without being made anew (the handler reloads a slot
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,32 +17,22 @@ from emmett_valkey import ValkeyCache
 from valkey.exceptions import ClusterDownError, SlotNotCoveredError
 
 from certification.session import ServerInfo
+from certification.support import CLUSTER_RUNS, start_local_cluster
 
 NODE_TIMEOUT_MS = 15_000
 
-pytestmark = pytest.mark.cluster
+pytestmark = [pytest.mark.cluster, pytest.mark.cluster_only(CLUSTER_RUNS)]
 
 UNCOVERED = 100  # slots taken away
 DOWN = (ClusterDownError, SlotNotCoveredError)
 DOWN_WORDS = "(?i)cluster is down|hash slot not served|not covered by the cluster"
 
 
-def _start(server: ServerInfo, workdir: Path) -> Any:
-    from emmett_valkey_matrix import ServerOptions, resolve
-    from emmett_valkey_matrix.cluster import start_cluster
-
-    resolved = resolve(server.id)
-    if resolved.external:
-        pytest.skip(f"{server.id} is a server the user runs ({resolved.describe()}): no cluster of it can be started")
-    # no failover is wanted here: a node timeout long enough that a stalled, busy machine is not taken for a failure
-    return start_cluster(resolved, workdir, primaries=3, replicas_per_primary=0,
-                         options=ServerOptions(cluster_node_timeout_ms=NODE_TIMEOUT_MS))
-
-
 @pytest.fixture(scope="module")
 def cluster(server: ServerInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """3 primaries of the session server's build, for this module (its slots are taken away and given back)."""
-    with _start(server, tmp_path_factory.mktemp("cluster-coverage")) as running:
+    with start_local_cluster(server, tmp_path_factory.mktemp("cluster-coverage"), replicas=0,
+                             node_timeout_ms=NODE_TIMEOUT_MS) as running:
         yield running
 
 

@@ -19,7 +19,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,11 +27,13 @@ from emmett_valkey import ValkeyCache
 from valkey.cluster import ClusterNode, ValkeyCluster
 
 from certification.session import ServerInfo
+from certification.support import CLUSTER_RUNS, start_local_cluster
 
 NODE_TIMEOUT_MS = 15_000
 
 pytestmark = [
     pytest.mark.cluster,
+    pytest.mark.cluster_only(CLUSTER_RUNS),
     # valkey-py's async cluster client leaves ClusterNode objects with open connections behind when MOVED makes it
     # reload its slot map: ResourceWarnings when they are garbage collected, raised in whichever test runs then. A
     # leak of the client (sockets, until collected), not a wrong answer; ignored in this module only, and listed
@@ -45,22 +46,11 @@ OPS_PER_PHASE = 20  # operations every worker must be seen doing in each phase
 PHASE_TIMEOUT_S = 60.0  # generous: a busy 2-core machine, and reads that wait out TRYAGAIN
 
 
-def _start(server: ServerInfo, workdir: Path) -> Any:
-    from emmett_valkey_matrix import ServerOptions, resolve
-    from emmett_valkey_matrix.cluster import start_cluster
-
-    resolved = resolve(server.id)
-    if resolved.external:
-        pytest.skip(f"{server.id} is a server the user runs ({resolved.describe()}): no cluster of it can be started")
-    # no failover is wanted here: a node timeout long enough that a stalled, busy machine is not taken for a failure
-    return start_cluster(resolved, workdir, primaries=3, replicas_per_primary=1,
-                         options=ServerOptions(cluster_node_timeout_ms=NODE_TIMEOUT_MS))
-
-
 @pytest.fixture(scope="module")
 def cluster(server: ServerInfo, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """3 primaries and 3 replicas of the session server's build, for this module (the tests move its slots)."""
-    with _start(server, tmp_path_factory.mktemp("cluster-moves")) as running:
+    workdir = tmp_path_factory.mktemp("cluster-moves")
+    with start_local_cluster(server, workdir, node_timeout_ms=NODE_TIMEOUT_MS) as running:
         yield running
 
 
