@@ -39,13 +39,17 @@ def warm(h: ValkeyCache, key: str) -> Any:
 
 @contextlib.contextmanager
 def held_invalidations(h: ValkeyCache) -> Iterator[threading.Event]:
-    """Hold the invalidation thread on its next message until the event is set (or the block ends)."""
-    assert h.local is not None
-    store = h.local.store
+    """Hold the invalidation thread on its next message until the event is set (or the block ends).
+
+    The handler's own evictions after its writes go through at once."""
+    local = h.local
+    assert local is not None
+    store = local.store
     release, real = threading.Event(), store.invalidate
 
     def invalidate(names: list[str]) -> None:
-        release.wait(30)
+        if threading.current_thread() is local.thread:
+            release.wait(30)
         real(names)
 
     store.invalidate = invalidate  # type: ignore[method-assign]
@@ -54,6 +58,25 @@ def held_invalidations(h: ValkeyCache) -> Iterator[threading.Event]:
     finally:
         release.set()
         del store.invalidate
+
+
+@contextlib.contextmanager
+def held_reconnection(h: ValkeyCache) -> Iterator[threading.Event]:
+    """Hold the invalidation thread's next connection attempt until the event is set (or the block ends)."""
+    local = h.local
+    assert local is not None
+    release, real = threading.Event(), local.connect
+
+    def connect() -> Any:
+        release.wait(30)
+        return real()
+
+    local.connect = connect  # type: ignore[method-assign]
+    try:
+        yield release
+    finally:
+        release.set()
+        local.connect = real  # type: ignore[method-assign]
 
 
 # -- the staleness measurement: one writer, readers in other processes ------------------------------------------

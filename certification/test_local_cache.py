@@ -27,6 +27,7 @@ from certification.support_faults import dedicated, poll
 from certification.support_local import (
     cached_locally,
     held_invalidations,
+    held_reconnection,
     local_handler,
     reader_main,
     spawn,
@@ -203,17 +204,13 @@ def test_killed_invalidation_connection_empties_and_bypasses(make: Factory, raw:
     h.set("k", 1, 60)
     assert warm(h, "k") == 1
     first_id = local.client_id
-    held = held_invalidations(h)
-    release = held.__enter__()  # the connection's last messages wait: only its loss can empty the store
-    try:
+    with held_reconnection(h) as reconnect:
         assert raw.client_kill_filter(_id=first_id) == 1
-        raw.set(h.prefix + "k", stored(h, 2))
-        release.set()
-        poll(lambda: local.client_id != first_id, 10, interval=0.002)
-        assert h.get("k") == 2
-    finally:
-        held.__exit__(None, None, None)
-    assert local.wait_active(10) and local.client_id not in (None, first_id)
+        poll(lambda: not local.store.active, 10, interval=0.002)
+        raw.set(h.prefix + "k", stored(h, 2))  # no invalidation can reach this process now
+        assert h.get("k") == 2 and h.get("k") == 2 and not cached_locally(h, "k")
+        reconnect.set()
+        assert local.wait_active(10) and local.client_id not in (None, first_id)
     assert warm(h, "k") == 2  # cached again on the new connection
     raw.set(h.prefix + "k", stored(h, 3))
     poll(lambda: h.get("k") == 3, 5, interval=0.002)
