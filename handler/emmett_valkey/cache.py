@@ -329,10 +329,15 @@ class ValkeyCache(CacheHandler):
 
     def get(self, key: str) -> Any:
         """Return the cached value, or None on a miss (use ``get_many`` or ``get_or_set`` to tell them apart)."""
-        if self.local is not None:
-            value = self._local_hit(self._name(key))
+        local = self.local
+        if local is not None:
+            if local.thread is None:
+                local.start()
+            value = local.store.lookup(self._prefix + check_key(key))
             if value is MISSING:
                 value = run(self._io, self._get(key, True))
+            else:
+                self.stats_counters.hits += 1
             return None if value is MISSING else value
         value = run(self._io, self._get(key))
         return None if value is MISSING else value

@@ -291,7 +291,11 @@ def without_arguments(exc: ResponseError) -> ResponseError:
 
 
 def _get_pttl(conn: Any, name: str) -> tuple[bytes | None, int]:
-    conn.send_packed_command(conn.pack_commands([("GET", name), ("PTTL", name)]))
+    key = conn.encoder.encode(name)
+    head = b"$%d\r\n" % len(key)
+    # both commands packed by hand in one buffer: pack_commands costs more than the second reply's read
+    conn.send_packed_command([b"".join((b"*2\r\n$3\r\nGET\r\n", head, key, b"\r\n*2\r\n$4\r\nPTTL\r\n", head,
+                                        key, b"\r\n"))])
     try:
         raw = conn.read_response()
     except ResponseError as exc:  # WRONGTYPE: read PTTL's reply too, so that the connection stays in step

@@ -108,31 +108,40 @@ class Store:
     # -- readers ---------------------------------------------------------------------------------------------
 
     def lookup(self, name: str) -> Any:
-        """The value of *name* if stored, fresh and within its TTL; ``MISSING`` otherwise."""
+        """The value of *name* if stored, fresh and within its TTL; MISSING otherwise.
+
+        No lock on this path: each dict operation is atomic, and an entry read just before its invalidation is
+        served as if the read came first (it did).
+        """
+        entry = self.entries.get(name)
+        if entry is None:
+            return MISSING
         now = time.monotonic()
-        with self.lock:
-            entry = self.entries.get(name)
-            if entry is None:
-                return MISSING
-            if now - self.fresh_since > self.config.max_staleness:  # the connection is silent: trust nothing
-                self._empty()
-                return MISSING
-            if now >= entry.deadline:
-                self._drop(name)
-                return MISSING
+        if now - self.fresh_since > self.config.max_staleness:  # the connection is silent: trust nothing
+            self.empty()
+            return MISSING
+        if now >= entry.deadline:
+            with self.lock:
+                if self.entries.get(name) is entry:
+                    self._drop(name)
+            return MISSING
+        try:
             self.entries.move_to_end(name)
-            self.stats.hits += 1
+        except KeyError:  # evicted meanwhile
+            pass
+        self.stats.hits += 1
         return self.loads(entry.value) if entry.decode else entry.value
 
     def begin(self, name: str) -> object | None:
-        """Mark a read of *name* in flight; None when nothing may be stored now."""
+        """Mark a read of *name* in flight; None when nothing may be stored now.
+
+        Without a lock: a connection lost meanwhile clears the mark or leaves ``active`` false, and :meth:`put`
+        checks both under the lock.
+        """
         if not self.active:
             return None
         token = object()
-        with self.lock:
-            if not self.active:
-                return None
-            self.pending[name] = token
+        self.pending[name] = token
         return token
 
     def put(self, name: str, token: object, value: Any, raw: bytes, started: float, pttl: int) -> None:
@@ -145,7 +154,7 @@ class Store:
         if size > self.config.max_bytes:
             return
         with self.lock:
-            if self.pending.get(name) is not token:
+            if self.pending.get(name) is not token or not self.active:
                 self.stats.raced += 1
                 return
             del self.pending[name]
@@ -158,11 +167,9 @@ class Store:
                 self.size -= old.size
 
     def end(self, name: str, token: object) -> None:
-        """Forget the token of a read that stored nothing (an error, a miss)."""
+        """Forget the token of a read that stored nothing (an error, a miss); a newer read's token may go too."""
         if self.pending.get(name) is token:
-            with self.lock:
-                if self.pending.get(name) is token:
-                    del self.pending[name]
+            self.pending.pop(name, None)
 
     # -- invalidations -------------------------------------------------------------------------------------
 

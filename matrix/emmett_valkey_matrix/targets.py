@@ -52,6 +52,12 @@ CLEAR_SLOWEST_COMMAND_MS = Target("<", 4.0)
 CLEAR_WALL_VS_KEYS_DEL = Target("<=", 2.0)
 #: concurrent asyncio tasks overlap their round trips: at least 1.3 times faster than the same calls one by one
 ASYNC_CONCURRENCY_SPEEDUP = Target(">=", 1.3)
+#: a hit of the local cache skips the round trip: at least 20 times faster than a server get through the same handler
+LOCAL_HIT_SPEEDUP = Target(">=", 20.0)
+#: a hot key read from the local cache costs at most a twentieth of RedisCache's get of it
+LOCAL_VS_BASELINE = Target("<=", 0.05)
+#: the local cache's miss path (GET and PTTL in one round trip, the entry stored) adds at most 5% to a plain miss
+LOCAL_MISS_VS_PLAIN = Target("<=", 1.05)
 #: two identical clients measured against each other land within 2% of 1: the noise floor of the pairing
 CONTROL = Target("±", 0.02)
 
