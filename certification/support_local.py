@@ -1,5 +1,8 @@
-"""Helpers of the local cache suite: handlers with the local cache on, holds on the invalidation thread, and the
-processes of the staleness measurement (spawned: each builds its own handler)."""
+"""Helpers of the local cache suite.
+
+Handlers with the local cache on, holds on the invalidation thread, and the processes of the staleness measurement
+(spawned: each builds its own handler).
+"""
 
 from __future__ import annotations
 
@@ -41,7 +44,8 @@ def warm(h: ValkeyCache, key: str) -> Any:
 def held_invalidations(h: ValkeyCache) -> Iterator[threading.Event]:
     """Hold the invalidation thread on its next message until the event is set (or the block ends).
 
-    The handler's own evictions after its writes go through at once."""
+    The handler's own evictions after its writes go through at once.
+    """
     local = h.local
     assert local is not None
     store = local.store

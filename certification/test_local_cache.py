@@ -296,7 +296,7 @@ def test_every_serializer(make: Factory, raw: valkey.Valkey, serializer: str) ->
 
 
 def test_async_shares_the_store(make: Factory, raw: valkey.Valkey) -> None:
-    """aget serves what get stored and stores what get serves; an invalidation reaches both."""
+    """Aget serves what get stored and stores what get serves; an invalidation reaches both."""
     h = make()
 
     async def scenario() -> None:
@@ -402,9 +402,12 @@ def _percentile(ordered: list[float], p: float) -> float:
 
 
 def test_staleness_writer_to_readers_in_other_processes(
-        server: ServerInfo, key_prefix: str, raw: valkey.Valkey, record_property: Callable[[str, object], None]) -> None:
-    """A writer process sets a counter every 10 ms while reader processes read it through their local caches: no
-    read starting later than max_staleness after a write returns an older value; staleness p50/p99/max recorded."""
+        server: ServerInfo, key_prefix: str, raw: valkey.Valkey,
+        record_property: Callable[[str, object], None]) -> None:
+    """A writer process sets a counter every 10 ms while reader processes read it through their local caches.
+
+    No read starting later than max_staleness after a write returns an older value; staleness p50/p99/max recorded.
+    """
     ctx = spawn()
     ValkeyCache(host=server.host, port=server.port, prefix=key_prefix).set("counter", -1, 120)
     ready, start, out = ctx.Semaphore(0), ctx.Event(), ctx.Queue()

@@ -184,7 +184,7 @@ class ValkeyCache(CacheHandler):
     # -- the operations, written once -----------------------------------------------------------------------------
 
     def _local_hit(self, name: str) -> Any:
-        """The local cache's value of *name* (a counted hit), or MISSING; starts the invalidation thread."""
+        """Return the local cache's value of *name* (a counted hit) or MISSING; start the invalidation thread."""
         local = self.local
         if local is None:
             return MISSING

@@ -149,7 +149,7 @@ class Connections:
         return pool_cls.from_url(s.url, **kwargs) if s.url else pool_cls(**kwargs)
 
     def standalone_connection(self) -> Any:
-        """A new connection of its own, outside the pools, connected (the local cache's invalidation connection)."""
+        """Return a new connection outside the pools, connected (the local cache's invalidation connection)."""
         conn = self._pool(valkey, Retry).make_connection()
         conn.connect()
         return conn

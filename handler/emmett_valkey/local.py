@@ -70,8 +70,11 @@ class LocalCache:
 
 @dataclass
 class LocalStats:
-    """What the local cache did in this process: hits served, entries stored, stores refused by a race,
-    keys invalidated, times emptied (flush or connection lost), and times the connection came up."""
+    """What the local cache did in this process.
+
+    Hits served, entries stored, stores refused by a race, keys invalidated, times emptied (a flush, a lost or
+    silent connection, a clear) and times the connection came up.
+    """
 
     hits: int = 0
     stores: int = 0
@@ -108,7 +111,7 @@ class Store:
     # -- readers ---------------------------------------------------------------------------------------------
 
     def lookup(self, name: str) -> Any:
-        """The value of *name* if stored, fresh and within its TTL; MISSING otherwise.
+        """Return the value of *name* if stored, fresh and within its TTL; MISSING otherwise.
 
         No lock on this path: each dict operation is atomic, and an entry read just before its invalidation is
         served as if the read came first (it did).
@@ -187,7 +190,7 @@ class Store:
             self._empty()
 
     def up(self, since: float) -> None:
-        """The connection sees every change made after *since*: entries may be stored and served."""
+        """Serve and store entries: the connection sees every change made after *since*."""
         with self.lock:
             self._empty()
             self.fresh_since = since
@@ -195,13 +198,13 @@ class Store:
             self.stats.connected += 1
 
     def down(self) -> None:
-        """The connection is lost: empty, and store nothing until it is back."""
+        """Empty, and store nothing until the connection is back (it is lost)."""
         with self.lock:
             self.active = False
             self._empty()
 
     def heard(self, since: float) -> None:
-        """A PONG came back for a PING sent at *since*: every change before it has been seen."""
+        """Record a PONG to a PING sent at *since*: every change before it has been seen."""
         self.fresh_since = since
 
     def _drop(self, name: str) -> None:
@@ -312,7 +315,8 @@ class Local:
             if conn.can_read(timeout=max(min(wait, interval), 0.001)) and self._handle(conn.read_response()):
                 if ping_at is not None:
                     self.store.heard(ping_at)
-                    ping_at, next_ping = None, ping_at + interval
+                    next_ping = ping_at + interval
+                    ping_at = None
 
     def _handle(self, message: Any) -> bool:
         """Apply one message of the connection; True for a PONG."""
@@ -339,7 +343,7 @@ os.register_at_fork(after_in_child=_fresh_after_fork)
 
 
 def resolve(local_cache: bool | LocalCache | None) -> LocalCache | None:
-    """The configuration asked for by ``ValkeyCache(local_cache=...)``: None when off."""
+    """Return the configuration asked for by ``ValkeyCache(local_cache=...)``: None when off."""
     if local_cache is None or local_cache is False:
         return None
     if local_cache is True:
