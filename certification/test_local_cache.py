@@ -452,3 +452,21 @@ def test_staleness_writer_to_readers_in_other_processes(
                        "p99_ms": round(_percentile(ordered, 0.99) * 1e3, 6), "max_ms": round(ordered[-1] * 1e3, 6)}
         record_property("latency", json.dumps({"handler": "ValkeyCache", "op": op, **samples[op]}))
     print(f"staleness on {server.id}: {samples}")
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({"local_cache": LocalCache(max_staleness=5), "cluster": True}, ValueError),
+    ({"local_cache": "yes"}, TypeError),
+])
+def test_bad_local_cache_arguments_raise(kwargs: dict[str, Any], error: type[Exception]) -> None:
+    """A local cache that cannot work raises at construction, naming what is wrong; nothing connects."""
+    with pytest.raises(error, match="local_cache"):
+        ValkeyCache(**kwargs)
+
+
+@pytest.mark.parametrize("bounds", [{"max_entries": 0}, {"max_bytes": -1}, {"max_entries": True},
+                                    {"max_staleness": 0}, {"max_staleness": float("nan")}])
+def test_bad_local_cache_bounds_raise(bounds: dict[str, Any]) -> None:
+    """A LocalCache bound that is not a positive int, or a max_staleness outside 0.01-3600 s, raises ValueError."""
+    with pytest.raises(ValueError, match=next(iter(bounds))):
+        LocalCache(**bounds)
