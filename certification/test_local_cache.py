@@ -470,3 +470,37 @@ def test_bad_local_cache_bounds_raise(bounds: dict[str, Any]) -> None:
     """A LocalCache bound that is not a positive int, or a max_staleness outside 0.01-3600 s, raises ValueError."""
     with pytest.raises(ValueError, match=next(iter(bounds))):
         LocalCache(**bounds)
+
+
+#: what the invalidation connection sends beyond the handler's commands (docs/caching.md, "Local cache")
+LOCAL_CACHE_COMMANDS = ("client|id", "client|tracking", "subscribe", "ping")
+
+
+def test_least_privilege_user(server: ServerInfo, key_prefix: str, tmp_path: Path,
+                              caplog: pytest.LogCaptureFixture) -> None:
+    """A user with the documented extra permissions gets the local cache; without them, reads go to the server."""
+    import logging
+
+    from emmett_valkey_matrix import ServerOptions
+
+    from certification.support_faults import ADMIN_PASSWORD, APP_PASSWORD, HANDLER_COMMANDS, acl_rule
+
+    caplog.set_level(logging.WARNING, logger="emmett_valkey")
+    aclfile = tmp_path / "users.acl"
+    aclfile.write_text(f"user default on >{ADMIN_PASSWORD} ~* &* +@all\n"
+                       f"user lean {acl_rule(key_prefix)} >{APP_PASSWORD}\n"
+                       f"user tracked {acl_rule(key_prefix, HANDLER_COMMANDS + LOCAL_CACHE_COMMANDS)} "
+                       f"&__redis__:invalidate >{APP_PASSWORD}\n", encoding="utf-8")
+    with dedicated(server, tmp_path, ServerOptions(requirepass=ADMIN_PASSWORD, aclfile=aclfile)) as srv:
+        tracked = local_handler(srv.host, srv.port, key_prefix, username="tracked", password=APP_PASSWORD)
+        lean = ValkeyCache(host=srv.host, port=srv.port, prefix=key_prefix, username="lean", password=APP_PASSWORD,
+                           local_cache=LocalCache(max_staleness=5))
+        try:
+            tracked.set("k", [1], 60)
+            assert warm(tracked, "k") == [1]
+            assert lean.local is not None and not lean.local.wait_active(1)
+            assert lean.get("k") == [1] and lean.get("k") == [1] and not lean.local.store.entries
+            assert any("local cache bypassed" in r.getMessage() for r in caplog.records)
+        finally:
+            tracked.close()
+            lean.close()
