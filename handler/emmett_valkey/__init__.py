@@ -2,6 +2,7 @@
 
 from .cache import ValkeyCache
 from .config import ENV_VARIABLES, ConfigError
+from .local import LocalCache
 from .operations import TRANSIENT_ERRORS
 from .serializers import (
     EmmettPickleSerializer,
@@ -19,6 +20,7 @@ __all__ = [
     "ConfigError",
     "EmmettPickleSerializer",
     "JSONSerializer",
+    "LocalCache",
     "SerializationError",
     "Serializer",
     "SignedPickleSerializer",

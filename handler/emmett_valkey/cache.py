@@ -6,6 +6,7 @@ and an async method; connections live in :mod:`.connections`, encoding and the h
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
@@ -16,6 +17,8 @@ from .config import settings_from_env
 from .connections import AsyncIO, ClusterAsyncIO, ClusterSyncIO, Connections, Settings, SyncIO
 from .durations import check_seconds, to_milliseconds
 from .keys import check_key, glob_escape
+from .local import Local, LocalCache
+from .local import resolve as resolve_local
 from .operations import TRANSIENT_ERRORS, WRITE_ERRORS, Compute, Neutral, Operation, arun, command, operation, run
 from .serializers import EmmettPickleSerializer, Serializer
 from .stats import Stats
@@ -70,6 +73,7 @@ class ValkeyCache(CacheHandler):
         cluster: bool = False,
         startup_nodes: Sequence[tuple[str, int]] = (),
         read_from_replicas: bool = False,
+        local_cache: bool | LocalCache = False,
         **pool_kwargs: Any,
     ) -> None:
         if not isinstance(prefix, str):
@@ -84,6 +88,9 @@ class ValkeyCache(CacheHandler):
             raise ValueError(f"a cluster has database 0 only, got db={db!r}{f' in {url!r}' if url else ''}")
         if not cluster and (startup_nodes or read_from_replicas):
             raise ValueError("startup_nodes and read_from_replicas need cluster=True")
+        local_config = resolve_local(local_cache)
+        if local_config is not None and cluster:
+            raise ValueError("local_cache is not available with cluster=True (tracking is per node)")
         if retries < 0:
             raise ValueError(f"retries must be 0 or more, got {retries!r}")
         if max_value_size is not None and (isinstance(max_value_size, bool) or not isinstance(max_value_size, int)
@@ -108,6 +115,11 @@ class ValkeyCache(CacheHandler):
         ))
         self._io = (ClusterSyncIO if cluster else SyncIO)(self.connections)
         self._aio = (ClusterAsyncIO if cluster else AsyncIO)(self.connections)
+        #: the local cache in front of the server (docs/caching.md, "Local cache"), or None when off
+        self.local: Local | None = None
+        if local_config is not None:
+            self.local = Local(local_config, prefix, self.codec.serializer.loads,
+                               self.connections.standalone_connection)
 
     # -- construction and connections ---------------------------------------------------------------------------
 
@@ -149,7 +161,9 @@ class ValkeyCache(CacheHandler):
         return self.connections.aclient
 
     def close(self) -> None:
-        """Close this process's synchronous connections (the handler reconnects on next use)."""
+        """Close this process's synchronous connections and local cache (the handler reconnects on next use)."""
+        if self.local is not None:
+            self.local.stop()
         self.connections.close()
 
     async def aclose(self) -> None:
@@ -169,16 +183,56 @@ class ValkeyCache(CacheHandler):
 
     # -- the operations, written once -----------------------------------------------------------------------------
 
+    def _local_hit(self, name: str) -> Any:
+        """Return the local cache's value of *name* (a counted hit) or MISSING; start the invalidation thread."""
+        local = self.local
+        if local is None:
+            return MISSING
+        if local.thread is None:
+            local.start()
+        value = local.store.lookup(name)
+        if value is not MISSING:
+            self.stats_counters.hits += 1
+        return value
+
+    def _forget(self, names: Iterable[str] | None) -> None:
+        """Evict what this process just wrote (None: everything), before the server's invalidation arrives."""
+        local = self.local
+        if local is not None:
+            if names is None:
+                local.store.empty()
+            else:
+                local.store.invalidate(list(names))
+
     @operation(Neutral(MISSING, TRANSIENT_ERRORS, read=True))
-    def _get(self, key: str) -> Operation[Any]:
+    def _get(self, key: str, looked: bool = False) -> Operation[Any]:
         name = self._name(key)
-        return self.codec.decode(name, (yield command("get", name)))
+        local = self.local
+        if local is None:
+            return self.codec.decode(name, (yield command("get", name)))
+        if not looked and (value := self._local_hit(name)) is not MISSING:
+            return value
+        token = local.store.begin(name)
+        if token is None:
+            return self.codec.decode(name, (yield command("get", name)))
+        try:
+            started = time.monotonic()
+            raw, pttl = yield command("get_pttl", name)
+            value = self.codec.decode(name, raw)
+            if value is not MISSING:
+                local.store.put(name, token, value, raw, started, pttl)
+            return value
+        finally:
+            local.store.end(name, token)
 
     @operation(Neutral(False, WRITE_ERRORS))
     def _set(self, key: str, value: Any, duration: Duration) -> Operation[bool]:
         name = self._name(key)
         ms = self._ms(duration)
-        yield command("set", name, self.codec.encode(name, value), ms)
+        try:
+            yield command("set", name, self.codec.encode(name, value), ms)
+        finally:
+            self._forget((name,))
         self.stats_counters.sets += 1
         return True
 
@@ -191,6 +245,13 @@ class ValkeyCache(CacheHandler):
 
     @operation(Neutral(0, TRANSIENT_ERRORS))
     def _clear(self, key: str | None) -> Operation[int]:
+        try:
+            return (yield from self._clear_server(key))
+        finally:
+            single = isinstance(key, str) and "*" not in key
+            self._forget([self._prefix + str(key)] if single else None)
+
+    def _clear_server(self, key: str | None) -> Operation[int]:
         if key is not None and "*" not in check_key(key):
             deleted: int = yield command("unlink", [self._prefix + key])
         else:
@@ -217,7 +278,10 @@ class ValkeyCache(CacheHandler):
         items = [(name, self.codec.encode(name, value)) for name, value in
                  [(self._name(k), v) for k, v in mapping.items()]]
         if items:
-            yield command("set_all", items, ms)
+            try:
+                yield command("set_all", items, ms)
+            finally:
+                self._forget(name for name, _ in items)
             self.stats_counters.sets += len(items)
         return True
 
@@ -225,7 +289,11 @@ class ValkeyCache(CacheHandler):
     def _delete_many(self, keys: list[str]) -> Operation[int]:
         if not keys:
             return 0
-        deleted: int = yield command("unlink", [self._prefix + k for k in keys])
+        names = [self._prefix + k for k in keys]
+        try:
+            deleted: int = yield command("unlink", names)
+        finally:
+            self._forget(names)
         self.stats_counters.deletes += deleted
         return deleted
 
@@ -234,9 +302,12 @@ class ValkeyCache(CacheHandler):
             raise TypeError(f"delta must be an int, got {delta!r}")
         name = self._name(key)
         ms = self._ms(duration)
-        value, pttl = yield command("incr", name, delta)
-        if pttl == -1:  # created by this INCRBY (a cache entry always has a TTL): give it one
-            yield command("pexpire", name, ms)
+        try:
+            value, pttl = yield command("incr", name, delta)
+            if pttl == -1:  # created by this INCRBY (a cache entry always has a TTL): give it one
+                yield command("pexpire", name, ms)
+        finally:
+            self._forget((name,))
         return int(value)
 
     def _ttl(self, key: str) -> Operation[float | None]:
@@ -249,12 +320,25 @@ class ValkeyCache(CacheHandler):
 
     def _touch(self, key: str, duration: Duration) -> Operation[bool]:
         name = self._name(key)
-        return bool((yield command("pexpire", name, self._ms(duration))))
+        try:
+            return bool((yield command("pexpire", name, self._ms(duration))))
+        finally:
+            self._forget((name,))
 
     # -- the synchronous API --------------------------------------------------------------------------------------
 
     def get(self, key: str) -> Any:
         """Return the cached value, or None on a miss (use ``get_many`` or ``get_or_set`` to tell them apart)."""
+        local = self.local
+        if local is not None:
+            if local.thread is None:
+                local.start()
+            value = local.store.lookup(self._prefix + check_key(key))
+            if value is MISSING:
+                value = run(self._io, self._get(key, True))
+            else:
+                self.stats_counters.hits += 1
+            return None if value is MISSING else value
         value = run(self._io, self._get(key))
         return None if value is MISSING else value
 
@@ -315,6 +399,11 @@ class ValkeyCache(CacheHandler):
 
     async def aget(self, key: str) -> Any:
         """Async :meth:`get`."""
+        if self.local is not None:
+            value = self._local_hit(self._name(key))
+            if value is MISSING:
+                value = await arun(self._aio, self._get(key, True))
+            return None if value is MISSING else value
         value = await arun(self._aio, self._get(key))
         return None if value is MISSING else value
 

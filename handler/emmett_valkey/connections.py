@@ -150,6 +150,12 @@ class Connections:
             kwargs["connection_class"] = flavour.SSLConnection
         return pool_cls.from_url(s.url, **kwargs) if s.url else pool_cls(**kwargs)
 
+    def standalone_connection(self) -> Any:
+        """Return a new connection outside the pools, connected (the local cache's invalidation connection)."""
+        conn = self._pool(valkey, Retry).make_connection()
+        conn.connect()
+        return conn
+
     @property
     def pool_made(self) -> bool:
         """Whether this process's synchronous pool exists (it is made on first synchronous use)."""
@@ -301,6 +307,20 @@ def without_arguments(exc: ResponseError) -> ResponseError:
     return exc
 
 
+def _get_pttl(conn: Any, name: str) -> tuple[bytes | None, int]:
+    key = conn.encoder.encode(name)
+    head = b"$%d\r\n" % len(key)
+    # both commands packed by hand in one buffer: pack_commands costs more than the second reply's read
+    conn.send_packed_command([b"".join((b"*2\r\n$3\r\nGET\r\n", head, key, b"\r\n*2\r\n$4\r\nPTTL\r\n", head,
+                                        key, b"\r\n"))])
+    try:
+        raw = conn.read_response()
+    except ResponseError as exc:  # WRONGTYPE: read PTTL's reply too, so that the connection stays in step
+        conn.read_response()
+        raise exc from None
+    return raw, int(conn.read_response())
+
+
 #: a SCAN position: None before the first page and after the last
 Cursor = Any
 
@@ -314,6 +334,21 @@ class SyncIO:
     def get(self, name: str) -> bytes | None:
         """GET."""
         return self.connections.client.get(name)  # type: ignore[return-value]
+
+    def get_pttl(self, name: str) -> tuple[bytes | None, int]:
+        """GET and PTTL in one round trip (sent together, no pipeline object): the local cache's miss path."""
+        client = self.connections.client
+        conn = client.connection
+        if conn is not None:
+            return conn.retry.call_with_retry(lambda: _get_pttl(conn, name),  # type: ignore[no-any-return]
+                                              lambda _error: conn.disconnect())
+        pool = client.connection_pool
+        conn = pool.get_connection("GET")
+        try:
+            return conn.retry.call_with_retry(lambda: _get_pttl(conn, name),  # type: ignore[no-any-return]
+                                              lambda _error: conn.disconnect())
+        finally:
+            pool.release(conn)
 
     def set(self, name: str, payload: bytes, ms: int) -> None:
         """SET with a lifetime in milliseconds."""
@@ -368,6 +403,14 @@ class AsyncIO:
     async def get(self, name: str) -> bytes | None:
         """GET."""
         return await self.connections.aclient.get(name)  # type: ignore[no-any-return]
+
+    async def get_pttl(self, name: str) -> tuple[bytes | None, int]:
+        """GET and PTTL in one round trip."""
+        async with self.connections.aclient.pipeline(transaction=False) as pipe:
+            pipe.get(name)
+            pipe.pttl(name)
+            raw, pttl = await pipe.execute()
+        return raw, int(pttl)
 
     async def set(self, name: str, payload: bytes, ms: int) -> None:
         """SET with a lifetime in milliseconds."""

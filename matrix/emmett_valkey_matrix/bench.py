@@ -4,8 +4,9 @@ Plain JSON processing: nothing here imports Emmett, the handler or a client libr
 (``certification/test_benchmarks.py``) store their paired measurements in each benchmark's ``extra_info``:
 
 - ``role``: ``ours`` (ValkeyCache), ``raw`` (valkey-py doing the same work), ``baseline`` (RedisCache), ``control``;
-- ``op``: ``get``, ``set``, ``get_many``, ``set_many``, ``clear``, ``async_concurrency``, ``get_or_set_loop``, and on a
-  cluster (``certification/test_cluster_benchmarks.py``) ``cluster_get``, ``cluster_set``, ``cluster_get_many``;
+- ``op``: ``get``, ``set``, ``get_many``, ``set_many``, ``clear``, ``async_concurrency``, ``get_or_set_loop``,
+  ``local_get``, ``local_miss``, ``local_mixed`` (the local cache), and on a cluster
+  (``certification/test_cluster_benchmarks.py``) ``cluster_get``, ``cluster_set``, ``cluster_get_many``;
 - ``paired``: ``{name: {"median", "q1", "q3", "rounds", ...}}``, each the time ratio *a*/*b* over rounds of
   A, B, B, A blocks, *a* being the benchmarked callable (below 1: *a* is faster);
 - ``latency``: ``{"n", "p50_ms", "p99_ms", "max_ms"}``; ``clear`` and ``keys_del``: blocking figures of a clear;
@@ -35,6 +36,9 @@ from .targets import (
     CLUSTER_OURS_VS_RAW,
     CONTROL,
     GET_MANY_SPEEDUP,
+    LOCAL_HIT_SPEEDUP,
+    LOCAL_MISS_VS_PLAIN,
+    LOCAL_VS_BASELINE,
     MS,
     OURS_VS_BASELINE,
     OURS_VS_RAW,
@@ -89,6 +93,10 @@ FIGURES: dict[str, Figure] = {
                CLUSTER_GET_MANY_SPEEDUP),
         Figure("cluster_get_many_vs_raw", "cluster: get_many: ours / raw mget_nonatomic", RATIO),
         Figure("control", "control pair (identical clients)", RATIO, CONTROL),
+        Figure("local_hit_speedup", "local cache hit speed-up (server get / local hit)", SPEEDUP, LOCAL_HIT_SPEEDUP),
+        Figure("local_vs_baseline", "ours with local cache / RedisCache", RATIO, LOCAL_VS_BASELINE),
+        Figure("local_miss_vs_plain", "miss: local cache on / off", RATIO, LOCAL_MISS_VS_PLAIN),
+        Figure("local_mixed_speedup", "mixed 90% reads: ops/s with / without local cache", SPEEDUP),
         Figure("ours_vs_baseline_unpaired", "ours / RedisCache (unpaired)", RATIO),
     )
 }
@@ -271,6 +279,13 @@ def ratios(doc: Mapping[str, Any], server: str | None = None) -> list[Ratio]:
                        label={"tasks": info.get("tasks", 50)})
         if role == "control":
             out.paired("control", case, pairs.get("control"))
+        if op == "local_get":
+            out.paired("local_hit_speedup", case, pairs.get("vs_server_get"), invert=True)
+            out.paired("local_vs_baseline", case, pairs.get("vs_baseline"))
+        if op == "local_miss":
+            out.paired("local_miss_vs_plain", case, pairs.get("vs_without"))
+        if op == "local_mixed":
+            out.paired("local_mixed_speedup", case, pairs.get("vs_without"), invert=True)
     _unpaired(doc, out)
     return out.rows
 

@@ -25,6 +25,7 @@ SUITE_MARKERS: dict[str, str] = {
     "stress": "threads and processes in a bounded mixed workload on a small pool",
     "faults": "restarts, stalls, memory limits, auth, TLS, serializer safety and bad input",
     "cluster": "ValkeyCache on a local cluster of 3 primaries and 3 replicas of the same server build",
+    "local_cache": "the local cache: invalidation by any process, staleness, lost connection, evictions, restart",
     "benchmark": "pytest-benchmark groups (run once as checks unless --benchmark-only)",
 }
 SUITES = tuple(SUITE_MARKERS)

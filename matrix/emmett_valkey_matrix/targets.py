@@ -62,6 +62,12 @@ CLUSTER_OURS_VS_RAW = Target("<=", 1.20)
 #: 100 single gets: it still sends 100 MGETs, but in 3 pipelines rather than 100 round trips (measured: 11 times,
 #: valkey91 on a loaded 2-core machine); not 30 as on one server, where it is one MGET
 CLUSTER_GET_MANY_SPEEDUP = Target(">=", 5.0)
+#: a hit of the local cache skips the round trip: at least 20 times faster than a server get through the same handler
+LOCAL_HIT_SPEEDUP = Target(">=", 20.0)
+#: a hot key read from the local cache costs at most a twentieth of RedisCache's get of it
+LOCAL_VS_BASELINE = Target("<=", 0.05)
+#: the local cache's miss path (GET and PTTL in one round trip, the entry stored) adds at most 5% to a plain miss
+LOCAL_MISS_VS_PLAIN = Target("<=", 1.05)
 #: two identical clients measured against each other land within 2% of 1: the noise floor of the pairing
 CONTROL = Target("±", 0.02)
 

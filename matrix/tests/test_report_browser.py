@@ -60,7 +60,7 @@ def test_rendered_dom_has_grid_and_chart(page: Path, tmp_path: Path) -> None:
     """Chromium's DOM holds the grid table, its headers, the verdict badges and the SVG charts."""
     dom = _chromium(tmp_path / "profile", "--dump-dom", page.as_uri()).stdout
     assert '<table class="grid">' in dom
-    assert dom.count('<th scope="rowgroup"') == 10  # one per suite
+    assert dom.count('<th scope="rowgroup"') == 11  # one per suite
     assert dom.count('<svg class="chart"') == 4 and '<rect class="bar p99"' in dom
     assert "✘ failed" in dom and "◐ certified with deviations" in dom
     assert "<script>alert(1)</script>" not in dom

@@ -1,0 +1,129 @@
+"""Helpers of the local cache suite.
+
+Handlers with the local cache on, holds on the invalidation thread, and the processes of the staleness measurement
+(spawned: each builds its own handler).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from emmett_valkey import LocalCache, ValkeyCache
+
+from certification.support_faults import poll
+
+ACTIVE_TIMEOUT = 10.0  # seconds for the invalidation connection to come up on a busy machine
+
+
+def local_handler(host: str, port: int, prefix: str, **kwargs: Any) -> ValkeyCache:
+    """A ValkeyCache with the local cache on, its invalidation connection up."""
+    kwargs.setdefault("local_cache", LocalCache(max_staleness=2.0))
+    h = ValkeyCache(host=host, port=port, prefix=prefix, **kwargs)
+    assert h.local is not None and h.local.wait_active(ACTIVE_TIMEOUT), "the invalidation connection did not come up"
+    return h
+
+
+def cached_locally(h: ValkeyCache, key: str) -> bool:
+    """Whether *key* is in the handler's local store now."""
+    assert h.local is not None
+    return h.prefix + key in h.local.store.entries
+
+
+def warm(h: ValkeyCache, key: str) -> Any:
+    """Read *key* until it is stored locally (a read may race an invalidation of an earlier write); its value."""
+    poll(lambda: h.get(key) is not None and cached_locally(h, key), 5, interval=0.005)
+    return h.get(key)
+
+
+@contextlib.contextmanager
+def held_invalidations(h: ValkeyCache) -> Iterator[threading.Event]:
+    """Hold the invalidation thread on its next message until the event is set (or the block ends).
+
+    The handler's own evictions after its writes go through at once.
+    """
+    local = h.local
+    assert local is not None
+    store = local.store
+    release, real = threading.Event(), store.invalidate
+
+    def invalidate(names: list[str]) -> None:
+        if threading.current_thread() is local.thread:
+            release.wait(30)
+        real(names)
+
+    store.invalidate = invalidate  # type: ignore[method-assign]
+    try:
+        yield release
+    finally:
+        release.set()
+        del store.invalidate
+
+
+@contextlib.contextmanager
+def held_reconnection(h: ValkeyCache) -> Iterator[threading.Event]:
+    """Hold the invalidation thread's next connection attempt until the event is set (or the block ends)."""
+    local = h.local
+    assert local is not None
+    release, real = threading.Event(), local.connect
+
+    def connect() -> Any:
+        release.wait(30)
+        return real()
+
+    local.connect = connect  # type: ignore[method-assign]
+    try:
+        yield release
+    finally:
+        release.set()
+        local.connect = real  # type: ignore[method-assign]
+
+
+# -- the staleness measurement: one writer, readers in other processes ------------------------------------------
+
+
+def reader_main(host: str, port: int, prefix: str, ready: Any, start: Any, last: int, out: Any) -> None:
+    """Read the counter key until the last value is seen; report, per value, when it was first and last read."""
+    h = local_handler(host, port, prefix, local_cache=LocalCache(max_staleness=0.5))
+    warm(h, "counter")
+    ready.release()
+    start.wait(60)
+    first: dict[int, float] = {}
+    last_start: dict[int, float] = {}
+    clock, deadline = time.monotonic, time.monotonic() + 60
+    value = -1
+    pace = threading.Event()
+    while value < last and clock() < deadline:
+        pace.wait(0.0002)  # a read every fraction of a millisecond, leaving the invalidation thread the GIL
+        t0 = clock()
+        got = h.get("counter")
+        t1 = clock()
+        value = -1 if got is None else got
+        first.setdefault(value, t1)
+        last_start[value] = t0
+    assert h.local is not None
+    out.put((first, last_start, h.local.stats.hits))
+    h.close()
+
+
+def writer_main(host: str, port: int, prefix: str, start: Any, count: int, period: float, out: Any) -> None:
+    """Write 0..count-1 to the counter key every *period* seconds; report when each write was acknowledged."""
+    h = ValkeyCache(host=host, port=port, prefix=prefix)
+    acks: list[float] = []
+    pace = threading.Event()
+    start.wait(60)
+    for i in range(count):
+        assert h.set("counter", i, 120)
+        acks.append(time.monotonic())
+        pace.wait(period)  # a steady write rate, not a synchronisation
+    out.put(acks)
+    h.close()
+
+
+def spawn() -> Any:
+    """The spawn context: children build their own clients."""
+    return multiprocessing.get_context("spawn")
