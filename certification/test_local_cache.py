@@ -35,7 +35,10 @@ from certification.support_local import (
     writer_main,
 )
 
-pytestmark = pytest.mark.local_cache
+pytestmark = [
+    pytest.mark.local_cache,
+    pytest.mark.standalone_only("the local cache is for one server: ValkeyCache refuses local_cache with cluster=True"),
+]
 
 Factory = Callable[..., ValkeyCache]
 
