@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +59,37 @@ def make_handler(kind: str, server: ServerInfo, prefix: str, **kwargs: Any) -> A
 def raw_client(server: ServerInfo, **kwargs: Any) -> Any:
     """A plain valkey-py client on *server*: ``valkey.Valkey``, or ``valkey.cluster.ValkeyCluster`` on a cluster."""
     if server.cluster:
-        from valkey.cluster import ClusterNode, ValkeyCluster
-
-        return ValkeyCluster(startup_nodes=[ClusterNode(h, p) for h, p in server.startup_nodes], **kwargs)
+        return cluster_client(server.startup_nodes, **kwargs)
     return valkey.Valkey(**server.connection_kwargs(), **kwargs)
+
+
+def cluster_client(startup_nodes: Iterable[tuple[str, int]], **kwargs: Any) -> Any:
+    """valkey-py's ``ValkeyCluster`` seeded with every node given (``(host, port)`` pairs)."""
+    from valkey.cluster import ClusterNode, ValkeyCluster
+
+    return ValkeyCluster(startup_nodes=[ClusterNode(h, p) for h, p in startup_nodes], **kwargs)
+
+
+def open_cluster_client(cluster: Any, **kwargs: Any) -> Iterator[Any]:
+    """A fixture body: a ``ValkeyCluster`` on a module's own local cluster, closed after the test."""
+    client = cluster_client(cluster.startup_nodes, **kwargs)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def on_local_cluster(cluster: Any, prefix: str) -> Iterator[Any]:
+    """A fixture body: ``ValkeyCache`` on a module's own local cluster, on the test's prefix; its keys removed after."""
+    from emmett_valkey import ValkeyCache
+
+    host, port = cluster.startup_nodes[0]
+    handler = ValkeyCache(host=host, port=port, cluster=True, prefix=prefix)
+    try:
+        yield handler
+    finally:
+        handler.clear()
+        handler.close()
 
 
 def close_handler(handler: Any) -> None:

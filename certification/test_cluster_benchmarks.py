@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 from emmett_valkey import ValkeyCache
-from valkey.cluster import ClusterNode, ValkeyCluster
+from valkey.cluster import ValkeyCluster
 
 from certification.session import ServerInfo
-from certification.support import start_local_cluster
+from certification.support import on_local_cluster, open_cluster_client, start_local_cluster
 from certification.support_bench import CHECK, FULL, Sizes, dumps, loads, paired
 
 NODE_TIMEOUT_MS = 15_000
@@ -47,20 +47,14 @@ def sizes(benchmark: Any) -> Sizes:
 @pytest.fixture
 def ours(cluster: Any, key_prefix: str) -> Iterator[ValkeyCache]:
     """ValkeyCache on the cluster (default settings), on this test's prefix; its keys are removed after."""
-    host, port = cluster.startup_nodes[0]
-    handler = ValkeyCache(host=host, port=port, cluster=True, prefix=key_prefix)
-    yield handler
-    handler.clear()
-    handler.close()
+    yield from on_local_cluster(cluster, key_prefix)
 
 
 @pytest.fixture
 def raw_cluster(cluster: Any) -> Iterator[ValkeyCluster]:
     """valkey-py's cluster client with the handler's socket timeout: the same work without the handler."""
-    client = ValkeyCluster(startup_nodes=[ClusterNode(h, p) for h, p in cluster.startup_nodes],
-                           socket_timeout=5.0, socket_connect_timeout=5.0, require_full_coverage=False)
-    yield client
-    client.close()
+    yield from open_cluster_client(cluster, socket_timeout=5.0, socket_connect_timeout=5.0,
+                                   require_full_coverage=False)
 
 
 def _describe(benchmark: Any, op: str, group: str, size: Sizes, **extra: Any) -> None:

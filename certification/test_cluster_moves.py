@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 import valkey
 from emmett_valkey import ValkeyCache
-from valkey.cluster import ClusterNode, ValkeyCluster
+from valkey.cluster import ValkeyCluster
 
 from certification.session import ServerInfo
-from certification.support import CLUSTER_RUNS, start_local_cluster
+from certification.support import CLUSTER_RUNS, open_cluster_client, start_local_cluster
 
 NODE_TIMEOUT_MS = 15_000
 
@@ -63,9 +63,7 @@ def collect_leaks() -> Iterator[None]:
 
 @pytest.fixture
 def raw_cluster(cluster: Any) -> Iterator[ValkeyCluster]:
-    client = ValkeyCluster(startup_nodes=[ClusterNode(h, p) for h, p in cluster.startup_nodes])
-    yield client
-    client.close()
+    yield from open_cluster_client(cluster)
 
 
 def _handler(cluster: Any, prefix: str, **kwargs: Any) -> ValkeyCache:
