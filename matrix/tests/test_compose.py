@@ -13,9 +13,13 @@ def services():
     return yaml.safe_load(find_compose_file().read_text(encoding="utf-8"))["services"]
 
 
+def _single(services):
+    return {sid: s for sid, s in services.items() if "-cluster" not in sid}
+
+
 def test_one_service_per_catalogue_id(services, catalogue):
-    """The compose file has exactly the catalogue's ids as services."""
-    assert sorted(services) == sorted(catalogue)
+    """The compose file has exactly the catalogue's ids as single-server services (and a cluster, below)."""
+    assert sorted(_single(services)) == sorted(catalogue)
 
 
 def test_images_versions_and_ports_match(services, catalogue):
@@ -26,7 +30,7 @@ def test_images_versions_and_ports_match(services, catalogue):
         assert service["image"].startswith("valkey/valkey:" if entry.product == "valkey" else "redis:")
         assert service["image"].split(":")[1].split("-")[0] == entry.image_version
         assert service["ports"] == [f"127.0.0.1:{entry.compose_port}:6379"]
-    ports = [services[s]["ports"][0] for s in services]
+    ports = [service["ports"][0] for service in _single(services).values()]
     assert len(set(ports)) == len(ports)
 
 
@@ -49,3 +53,27 @@ def test_docker_engine_reports_a_reason_or_none():
     """docker_engine() answers None (engine up) or a reason; here the client may exist without an engine."""
     reason = docker_engine()
     assert reason is None or ("docker" in reason)
+
+
+def test_a_cluster_of_the_newest_valkey(services, catalogue):
+    """The newest Valkey of the catalogue also runs as a cluster: 6 nodes of its image, formed by one service."""
+    valkeys = [e for e in catalogue.values() if e.product == "valkey"]
+    newest = max(valkeys, key=lambda e: tuple(map(int, e.line.split("."))))
+    nodes = {sid: s for sid, s in services.items() if sid.startswith(f"{newest.id}-cluster-node")}
+    assert len(nodes) == 6
+    ports = []
+    for node in nodes.values():
+        assert node["image"] == newest.image and node["network_mode"] == "host"
+        command = node["command"]
+        assert command[0] == "valkey-server" and command[command.index("--cluster-enabled") + 1] == "yes"
+        port = command[command.index("--port") + 1]
+        assert node["healthcheck"]["test"] == ["CMD", "valkey-cli", "-p", port, "ping"]
+        ports.append(int(port))
+    assert len(set(ports)) == 6
+    former = services[f"{newest.id}-cluster"]
+    assert former["image"] == newest.image and set(former["depends_on"]) == set(nodes)
+    script = former["command"][-1]
+    assert "--cluster-replicas 1" in script and all(f"127.0.0.1:{p}" in script for p in ports)
+    assert "cluster_state:ok" in former["healthcheck"]["test"][-1]
+    seed = f"CERTIFY_{newest.id.upper()}_CLUSTER_URL=valkey://127.0.0.1:{min(ports)}"
+    assert seed in find_compose_file().read_text(encoding="utf-8")
