@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import valkey
-from emmett_valkey import SignedPickleSerializer, ValkeyCache
+from emmett_valkey import LocalCache, SignedPickleSerializer, ValkeyCache
 from emmett_valkey_matrix.executor import PortClaim
 
 from certification.support import scan_delete
@@ -368,6 +368,34 @@ def test_refused_entries(server: Any, handlers: Handlers, raw: valkey.Valkey, ke
     check_documented("Refused entries (signed serializer)", sorted(set(logged)), server.id)
 
 
+# -- the local cache ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.local_cache
+@pytest.mark.standalone_only("ACL users are made on one server, and the local cache is for one server")
+def test_local_cache_bypassed(server: Any, handlers: Handlers, raw: valkey.Valkey, key_prefix: str,
+                              warnings_logged: Callable[[], list[str]]) -> None:
+    """The invalidation connection killed by the server, then refused to a user without CLIENT TRACKING."""
+    killed = handlers(**server.handler_args(), local_cache=LocalCache(max_staleness=5))
+    assert killed.local is not None and killed.local.wait_active(10)
+    assert raw.client_kill_filter(_id=killed.local.client_id) == 1
+    poll(lambda: len(warnings_logged()) == 1, 10)
+    user, password = f"lc-{key_prefix.replace(':', '-')}", "a-password-of-16-bytes"
+    raw.execute_command("ACL", "SETUSER", user, "on", f">{password}", "~*", "&*", "+@read", "+@write", "+ping",
+                        "+client|id", "+subscribe")  # no +client|tracking
+    try:
+        denied = handlers(**server.handler_args(), username=user, password=password, local_cache=True)
+        assert denied.local is not None
+        denied.local.start()
+        poll(lambda: len(warnings_logged()) == 2, 10)
+        denied.set("k", 1)
+        assert denied.get("k") == 1 and denied.get("k") == 1 and denied.local.stats.hits == 0  # the server, twice
+    finally:
+        raw.execute_command("ACL", "DELUSER", user)
+        scan_delete(raw, key_prefix)
+    check_documented("Local cache bypassed", warnings_logged(), server.id)
+
+
 # -- on a cluster ---------------------------------------------------------------------------------------------
 
 
@@ -444,7 +472,8 @@ def test_sections_and_patterns() -> None:
     found = sections(DOC.read_text(encoding="utf-8"))
     named = ["Connection refused", "Timeout connecting", "Stalled server", "Wrong password", "No password (NOAUTH)",
              "Permission denied (NOPERM)", "A full server (OOM)", "Certificate verification failed",
-             "The server wants a client certificate", "Refused entries (signed serializer)", "MOVED", "CLUSTERDOWN",
+             "The server wants a client certificate", "Refused entries (signed serializer)", "Local cache bypassed",
+             "MOVED", "CLUSTERDOWN",
              "Cannot be connected"]
     assert [h for h in found if found[h]] == named
     assert pattern("Error 111 connecting to <host>:<port>. Refused.").fullmatch("Error 111 connecting to a:1. Refused.")
