@@ -109,6 +109,21 @@ def test_threads_on_a_small_pool(server: Any, key_prefix: str, raw: valkey.Valke
         base._cache.close()
 
 
+@pytest.mark.cluster_only("the same workload on the cluster topology, where max_connections bounds no pool (a cluster "
+                          "client keeps one per node): what is checked is the outcome, not the pool")
+def test_threads_on_a_cluster(server: Any, key_prefix: str) -> None:
+    """16 threads on one cluster handler, keys over every primary: no error, no bad or lost entry, exact counter."""
+    cache = ValkeyCache(**server.handler_args(), prefix=key_prefix)
+    try:
+        reports = run_threads([(cache, f"c{i}", "ValkeyCache") for i in range(16)], OPS, SECONDS)
+        check_outcome(cache, reports)
+        owners = {cache.client.get_node_from_key(key_prefix + f"own:{r.writer}:0").name for r in reports}
+        assert len(owners) > 1, "every writer's keys landed on one node: the workload did not cross slots"
+    finally:
+        cache.clear()
+        cache.close()
+
+
 @pytest.mark.standalone_only("a pool of 2 connections per process on one server; a cluster handler has a pool per "
                              "node, and its cluster client's pools are not bounded by max_connections")
 def test_processes_and_threads_on_small_pools(server: Any, key_prefix: str, raw: valkey.Valkey) -> None:
