@@ -27,7 +27,7 @@ import valkey
 from emmett_valkey import LocalCache, SignedPickleSerializer, ValkeyCache
 from emmett_valkey_matrix.executor import PortClaim
 
-from certification.support import scan_delete
+from certification.support import scan_delete, start_local_cluster
 from certification.support_faults import HANDLER_COMMANDS, TLSMaterial, acl_rule, dedicated, poll, tls_server
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "troubleshooting.md"
@@ -417,13 +417,7 @@ def _key_served_by(cluster: Any, node: Any, prefix: str, *, owned: bool) -> str:
 def test_cluster_moved_and_down(server: Any, tmp_path: Path, handlers: Handlers, key_prefix: str,
                                 warnings_logged: Callable[[], list[str]]) -> None:
     """A single-server handler on a cluster node (MOVED); then a cluster that lost a primary without a replica."""
-    from emmett_valkey_matrix import resolve
-    from emmett_valkey_matrix.cluster import start_cluster
-
-    resolved = resolve(server.id)
-    if resolved.external:
-        pytest.skip(f"{server.id} is a server the user runs ({resolved.describe()}): no cluster of it can be started")
-    with start_cluster(resolved, tmp_path, primaries=3, replicas_per_primary=0) as cluster:
+    with start_local_cluster(server, tmp_path, replicas=0) as cluster:
         first, last = cluster.primaries[0], cluster.primaries[-1]
         elsewhere = _key_served_by(cluster, first, key_prefix, owned=False)
         moved = []
