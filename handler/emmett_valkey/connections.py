@@ -16,7 +16,7 @@ import functools
 import os
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +30,9 @@ from valkey.exceptions import AskError, MovedError, ResponseError, SlotNotCovere
 from valkey.exceptions import ConnectionError as ValkeyConnectionError
 from valkey.exceptions import TimeoutError as ValkeyTimeoutError
 from valkey.retry import Retry
+
+from .aio import AsyncIO, Cursor, LoopClients, without_arguments
+from .stream import Stream
 
 _instances: weakref.WeakSet[Connections] = weakref.WeakSet()
 
@@ -125,19 +128,22 @@ class Connections:
         self._lock = threading.Lock()
         self._client: valkey.Valkey | None = None
         self._local = threading.local()
-        self._aclients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, avalkey.Valkey] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._aguards: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncGenerator[None, None]] = (
-            weakref.WeakKeyDictionary()
-        )
-        self._anodes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], avalkey.Valkey]] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._aloops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, LoopClients] = weakref.WeakKeyDictionary()
 
-    def _pool(self, flavour: Any, retry_cls: Any) -> Any:
+    def _loop_clients(self) -> LoopClients:
+        """Return the running loop's async clients (closed when that loop shuts down)."""
+        loop = asyncio.get_running_loop()
+        clients = self._aloops.get(loop)
+        if clients is None:
+            clients = self._aloops[loop] = LoopClients()
+            clients.guard_loop()
+        return clients
+
+    def _pool(self, flavour: Any, retry_cls: Any, reserved: int = 0) -> Any:
         s = self.settings
         kwargs = dict(s.connection)
+        if reserved and "max_connections" in kwargs:  # the stream's connection counts within max_connections
+            kwargs["max_connections"] = max(1, kwargs["max_connections"] - reserved)
         kwargs["retry"] = retry_cls(EqualJitterBackoff(cap=s.backoff_cap, base=s.backoff_base), s.retries,
                                     (ValkeyConnectionError,))
         # without retry_on_error valkey-py disconnects and raises on the first error: the Retry above would never run
@@ -187,18 +193,24 @@ class Connections:
 
     @property
     def aclient(self) -> avalkey.Valkey:
-        """The async client of the running event loop (one per loop, made on first use)."""
-        loop = asyncio.get_running_loop()
-        client = self._aclients.get(loop)
-        if client is None:
-            client = self._aclients[loop] = (self._async_cluster_client() if self.settings.cluster
-                                             else avalkey.Valkey(connection_pool=self._pool(avalkey, AsyncRetry)))
-            self._aguards[loop] = guard = _close_at_loop_shutdown(client, self._anodes.setdefault(loop, {}))
-            try:  # start it without awaiting: it registers with the loop and stops at its only yield
-                guard.__anext__().send(None)
-            except StopIteration:
-                pass
-        return client
+        """The async client of the running event loop on its own pool (one per loop, made on first use)."""
+        clients = self._loop_clients()
+        if clients.client is None:
+            clients.client = (self._async_cluster_client() if self.settings.cluster
+                              else avalkey.Valkey(connection_pool=self._pool(avalkey, AsyncRetry, reserved=1)))
+        return clients.client  # type: ignore[no-any-return]
+
+    @property
+    def astream(self) -> Stream:
+        """The running event loop's multiplexed connection to the server (one per loop, made on first use)."""
+        clients = self._loop_clients()
+        stream = clients.stream
+        if stream is None or stream.closed:
+            s = self.settings
+            stream = clients.stream = Stream(
+                self._pool(avalkey, AsyncRetry).make_connection, s.connection.get("socket_timeout"), s.retries,
+                EqualJitterBackoff(cap=s.backoff_cap, base=s.backoff_base))
+        return stream
 
     def _cluster_client(self) -> Any:
         s = self.settings
@@ -217,8 +229,7 @@ class Connections:
 
     def node_aclient(self, host: str, port: int) -> avalkey.Valkey:
         """Return a plain async client of one cluster node on the running loop (for a MULTI/EXEC on its slots)."""
-        loop = asyncio.get_running_loop()
-        clients = self._anodes.setdefault(loop, {})
+        clients = self._loop_clients().nodes
         client = clients.get((host, port))
         if client is None:
             # the pool of one server's: bounded by max_connections, and waiting pool_timeout for a free connection
@@ -246,19 +257,9 @@ class Connections:
 
     async def aclose(self) -> None:
         """Close the running loop's async connections."""
-        loop = asyncio.get_running_loop()
-        client = self._aclients.pop(loop, None)
-        guard = self._aguards.pop(loop, None)
-        nodes = self._anodes.pop(loop, {})
-        if guard is not None:
-            # close through the guard, awaited here: dropping it unawaited would leave its finalizer to close the
-            # client in a task of its own, which asyncio.run cancels half-way (a cluster's node connections stay open)
-            await guard.aclose()
-            return
-        for node in nodes.values():
-            await _aclose_client(node)
-        if client is not None:
-            await _aclose_client(client)
+        clients = self._aloops.pop(asyncio.get_running_loop(), None)
+        if clients is not None:
+            await clients.aclose()
 
 
 #: what valkey-py's async cluster client takes (it has no catch-all for connection keywords)
@@ -270,26 +271,6 @@ _ASYNC_CLUSTER_KEYWORDS = frozenset((
 ))
 
 
-async def _close_at_loop_shutdown(client: Any, nodes: dict[Any, avalkey.Valkey]) -> AsyncGenerator[None, None]:
-    """Close *client* (and a cluster's node clients) when its event loop shuts down.
-
-    ``asyncio.run`` finalizes async generators before it closes the loop.
-    """
-    try:
-        yield
-    finally:
-        for node in list(nodes.values()):
-            await _aclose_client(node)
-        await _aclose_client(client)
-
-
-async def _aclose_client(client: Any) -> None:
-    await client.aclose()
-    pool = getattr(client, "connection_pool", None)  # a cluster client closes its nodes' pools itself
-    if pool is not None:
-        await pool.disconnect()  # the client does not own a pool it was given
-
-
 def _forget_connections_after_fork() -> None:
     # the parent's sockets are not the child's; valkey-py does not shut them down from another pid
     for connections in list(_instances):
@@ -297,14 +278,6 @@ def _forget_connections_after_fork() -> None:
 
 
 os.register_at_fork(after_in_child=_forget_connections_after_fork)
-
-
-def without_arguments(exc: ResponseError) -> ResponseError:
-    """Drop the command arguments valkey-py writes into a pipeline error: they hold cached values."""
-    if exc.args and isinstance(exc.args[0], str) and exc.args[0].startswith("Command # "):
-        number, _, rest = exc.args[0].partition(" (")
-        exc.args = (f"{number} of pipeline caused error: {rest.partition(' caused error: ')[2]}", *exc.args[1:])
-    return exc
 
 
 def _get_pttl(conn: Any, name: str) -> tuple[bytes | None, int]:
@@ -319,10 +292,6 @@ def _get_pttl(conn: Any, name: str) -> tuple[bytes | None, int]:
         conn.read_response()
         raise exc from None
     return raw, int(conn.read_response())
-
-
-#: a SCAN position: None before the first page and after the last
-Cursor = Any
 
 
 class SyncIO:
@@ -392,68 +361,6 @@ class SyncIO:
     def pttl(self, name: str) -> int:
         """PTTL (-2: no such name, -1: no lifetime)."""
         return int(self.connections.client.pttl(name))  # type: ignore[arg-type]
-
-
-class AsyncIO:
-    """The cache's commands on one server, on the running event loop's client: :class:`SyncIO`'s, awaited."""
-
-    def __init__(self, connections: Connections) -> None:
-        self.connections = connections
-
-    async def get(self, name: str) -> bytes | None:
-        """GET."""
-        return await self.connections.aclient.get(name)  # type: ignore[no-any-return]
-
-    async def get_pttl(self, name: str) -> tuple[bytes | None, int]:
-        """GET and PTTL in one round trip."""
-        async with self.connections.aclient.pipeline(transaction=False) as pipe:
-            pipe.get(name)
-            pipe.pttl(name)
-            raw, pttl = await pipe.execute()
-        return raw, int(pttl)
-
-    async def set(self, name: str, payload: bytes, ms: int) -> None:
-        """SET with a lifetime in milliseconds."""
-        await self.connections.aclient.set(name, payload, px=ms)
-
-    async def mget(self, names: Sequence[str]) -> list[bytes | None]:
-        """MGET, in the order asked."""
-        return await self.connections.aclient.mget(names)  # type: ignore[no-any-return]
-
-    async def set_all(self, items: Sequence[tuple[str, bytes]], ms: int) -> None:
-        """SET every pair, all or none (MULTI/EXEC); an error names no value."""
-        try:
-            async with self.connections.aclient.pipeline(transaction=True) as pipe:
-                for name, payload in items:
-                    pipe.set(name, payload, px=ms)
-                await pipe.execute()
-        except ResponseError as exc:
-            raise without_arguments(exc) from None
-
-    async def unlink(self, names: Sequence[str | bytes]) -> int:
-        """UNLINK the names; how many existed."""
-        return int(await self.connections.aclient.unlink(*names))
-
-    async def scan_page(self, cursor: Cursor, match: str, count: int) -> tuple[Cursor, list[bytes]]:
-        """One SCAN page of names matching *match*, and where the next one starts (None: no more)."""
-        reply: Any = await self.connections.aclient.scan(cursor=cursor or 0, match=match, count=count)
-        return reply[0] or None, reply[1]
-
-    async def incr(self, name: str, delta: int) -> tuple[int, int]:
-        """INCRBY and PTTL in one MULTI/EXEC: the new value, and the lifetime left (-1: none)."""
-        async with self.connections.aclient.pipeline(transaction=True) as pipe:
-            pipe.incrby(name, delta)
-            pipe.pttl(name)
-            value, pttl = await pipe.execute()
-        return int(value), int(pttl)
-
-    async def pexpire(self, name: str, ms: int) -> bool:
-        """PEXPIRE; False when the name does not exist."""
-        return bool(await self.connections.aclient.pexpire(name, ms))
-
-    async def pttl(self, name: str) -> int:
-        """PTTL (-2: no such name, -1: no lifetime)."""
-        return int(await self.connections.aclient.pttl(name))
 
 
 def _by_slot(client: Any, names: Sequence[str]) -> dict[int, list[int]]:
