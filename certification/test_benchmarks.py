@@ -569,3 +569,71 @@ def test_async_one_task(benchmark: Any, server: ServerInfo, ours: Any, loop: asy
     finally:
         loop.run_until_complete(client.aclose())
         loop.run_until_complete(ours.aclose())
+
+
+# -- sync peers: the floor (a bare socket) and the other clients a user could pick --------------------------------
+
+
+class SocketFloor:
+    """A bare blocking socket sending one prepacked GET and reading its bulk reply: the least any client can do."""
+
+    def __init__(self, host: str, port: int, name: str) -> None:
+        import socket
+
+        self.sock = socket.create_connection((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        key = name.encode()
+        self.request = b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
+
+    def get(self) -> Any:
+        self.sock.sendall(self.request)
+        data = self.sock.recv(65536)
+        head, _, rest = data.partition(b"\r\n")
+        if head == b"$-1":
+            return None
+        size = int(head[1:])
+        while len(rest) < size + 2:
+            rest += self.sock.recv(65536)
+        return loads(rest[:size])
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.standalone_only("the sync peers are single-server clients")
+def test_sync_peers(benchmark: Any, server: ServerInfo, ours: Any, peers: Peers, sizes: Sizes) -> None:
+    """A get of one small pickled dict reads it right; paired with a bare socket, GLIDE's sync client, RamCache."""
+    from emmett.cache import RamCache
+
+    ours.set("peer", PEER_VALUE)
+    name = ours.prefix + "peer"
+    floor = SocketFloor(server.host, server.port, name)
+    ram = RamCache()
+    ram.set("peer", PEER_VALUE, 300)
+
+    def mine() -> Any:
+        return ours.get("peer")
+
+    others: dict[str, Callable[[], Any]] = {"vs_socket": floor.get, "vs_raw": lambda: loads(peers.valkey.get(name)),
+                                            "vs_baseline": lambda: peers.baseline.get("peer"),
+                                            "vs_ramcache": lambda: ram.get("peer")}
+    glide = skipped = None
+    try:
+        import glide_sync
+
+        glide = glide_sync.GlideClient.create(glide_sync.GlideClientConfiguration(
+            [glide_sync.NodeAddress(server.host, server.port)]))
+        others["vs_glide_sync"] = lambda: loads(glide.get(name))
+    except ImportError as exc:
+        skipped = f"valkey-glide-sync (GLIDE's sync client) is not installed here: {exc}"
+    try:
+        for other in others.values():
+            assert other() == PEER_VALUE
+        pairs = {label: paired(mine, other, sizes) for label, other in others.items()}
+        _describe(benchmark, "ours", "sync_peers", "sync-peers", sizes, paired=pairs, glide_skipped=skipped,
+                  latency_us=pairs["vs_socket"]["a_median_us"])
+        assert benchmark(mine) == PEER_VALUE
+    finally:
+        floor.close()
+        if glide is not None:
+            glide.close()

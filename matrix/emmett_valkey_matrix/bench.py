@@ -49,6 +49,7 @@ from .targets import (
     RATIO,
     SET_MANY_SPEEDUP,
     SPEEDUP,
+    SYNC_VS_SOCKET,
     Target,
 )
 
@@ -95,6 +96,9 @@ FIGURES: dict[str, Figure] = {
         Figure("async_vs_asyncio_pool", "{tasks} tasks aget: ours / valkey.asyncio pool", RATIO,
                ASYNC_VS_ASYNCIO_POOL),
         Figure("async_one_task_vs_asyncio", "1 task aget: ours / valkey.asyncio", RATIO, ASYNC_ONE_TASK_VS_ASYNCIO),
+        Figure("sync_vs_socket", "get: ours / bare socket (the floor)", RATIO, SYNC_VS_SOCKET),
+        Figure("sync_vs_glide", "get: ours / GLIDE sync", RATIO),
+        Figure("sync_vs_ramcache", "get: ours / RamCache", RATIO),
         Figure("cluster_ours_vs_raw", "cluster: ours / valkey-py ValkeyCluster", RATIO, CLUSTER_OURS_VS_RAW),
         Figure("cluster_get_many_speedup", "cluster: get_many speed-up (100 gets / 1 get_many)", SPEEDUP,
                CLUSTER_GET_MANY_SPEEDUP),
@@ -286,6 +290,13 @@ def ratios(doc: Mapping[str, Any], server: str | None = None) -> list[Ratio]:
                        label={"tasks": info.get("tasks", 50)})
         if op == "async_peers":
             _async_peers(info, case, pairs, out)
+        if op == "sync_peers":
+            detail = f"ours {info.get('latency_us')} µs per get"
+            out.paired("sync_vs_socket", case, pairs.get("vs_socket"), detail=detail)
+            out.paired("ours_vs_raw", case, pairs.get("vs_raw"))
+            out.paired("ours_vs_baseline", case, pairs.get("vs_baseline"))
+            out.paired("sync_vs_glide", case, pairs.get("vs_glide_sync"))
+            out.paired("sync_vs_ramcache", case, pairs.get("vs_ramcache"))
         if op == "async_one_task":
             out.paired("async_one_task_vs_asyncio", case, pairs.get("vs_asyncio"),
                        detail=f"ours {info.get('latency_us')} µs per aget")
