@@ -481,7 +481,8 @@ PER_TASK = 10  # agets per task in one batch of TASKS tasks
 async def _glide_client(server: ServerInfo) -> Any:
     """Valkey GLIDE's async client on the server (skipped where the package cannot be imported)."""
     glide = pytest.importorskip("glide", reason="valkey-glide (GLIDE's async client) is not installed here")
-    config = glide.GlideClientConfiguration([glide.NodeAddress(server.host, server.port)])
+    # the handler's default socket timeout (GLIDE's own, 250 ms, fails batches on a busy machine)
+    config = glide.GlideClientConfiguration([glide.NodeAddress(server.host, server.port)], request_timeout=5000)
     return await glide.GlideClient.create(config)
 
 
@@ -622,7 +623,7 @@ def test_sync_peers(benchmark: Any, server: ServerInfo, ours: Any, peers: Peers,
         import glide_sync
 
         glide = glide_sync.GlideClient.create(glide_sync.GlideClientConfiguration(
-            [glide_sync.NodeAddress(server.host, server.port)]))
+            [glide_sync.NodeAddress(server.host, server.port)], request_timeout=5000))
         others["vs_glide_sync"] = lambda: loads(glide.get(name))
     except ImportError as exc:
         skipped = f"valkey-glide-sync (GLIDE's sync client) is not installed here: {exc}"

@@ -13,9 +13,10 @@ from typing import Any, Literal, TypeVar
 from emmett_core.cache.handlers import CacheHandler
 
 from .aio import AsyncIO, StreamIO
+from .cluster_io import ClusterAsyncIO, ClusterSyncIO
 from .codec import MISSING, Codec
 from .config import settings_from_env
-from .connections import ClusterAsyncIO, ClusterSyncIO, Connections, Settings, SyncIO
+from .connections import Connections, Settings, SyncIO
 from .durations import check_seconds, to_milliseconds
 from .keys import check_key, glob_escape
 from .local import Local, LocalCache
