@@ -145,7 +145,8 @@ class Stream(asyncio.Protocol):
     async def _open(self) -> None:
         try:
             conn = self._connect()
-            self.address = f"{conn.host}:{conn.port}"
+            host = getattr(conn, "host", None)  # a unix socket connection has a path instead
+            self.address = f"{host}:{conn.port}" if host is not None else str(getattr(conn, "path", "?"))
             await conn.connect()  # valkey-py's connect and handshake, retried by its policy, raising its errors
             # kept: a StreamWriter closes its transport when collected, and the transport is ours now
             self._writer = conn._writer
