@@ -470,3 +470,171 @@ def test_get_or_set_loop(benchmark: Any, handler: Any, loop: asyncio.AbstractEve
     assert len(calls) == 50
     if hasattr(handler, "aclose"):
         loop.run_until_complete(handler.aclose())
+
+
+# -- async peers: the same key and value read by every async client a user could pick ---------------------------
+
+PEER_VALUE = {"user": 42, "name": "ada", "roles": ["reader", "writer"], "active": True}
+PER_TASK = 10  # agets per task in one batch of TASKS tasks
+
+
+async def _glide_client(server: ServerInfo) -> Any:
+    """Valkey GLIDE's async client on the server (skipped where the package cannot be imported)."""
+    glide = pytest.importorskip("glide", reason="valkey-glide (GLIDE's async client) is not installed here")
+    # the handler's default socket timeout (GLIDE's own, 250 ms, fails batches on a busy machine)
+    config = glide.GlideClientConfiguration([glide.NodeAddress(server.host, server.port)], request_timeout=5000)
+    return await glide.GlideClient.create(config)
+
+
+def _batch(loop: asyncio.AbstractEventLoop, get: Callable[[], Any], tasks: int, per_task: int) -> Callable[[], int]:
+    """A callable running *tasks* concurrent tasks that each await ``get()`` *per_task* times; returns the hits."""
+
+    async def task() -> int:
+        return sum([(await get()) == PEER_VALUE for _ in range(per_task)])
+
+    async def batch() -> int:
+        if tasks == 1:
+            return await task()
+        return sum(await asyncio.gather(*(task() for _ in range(tasks))))
+
+    return lambda: loop.run_until_complete(batch())
+
+
+def _ops_s(pair: dict[str, Any], ops: int) -> float:
+    return round(ops / (pair["a_median_us"] / 1e6), 1)
+
+
+@pytest.mark.standalone_only("the async peers are single-server clients")
+def test_async_peers_50_tasks(benchmark: Any, server: ServerInfo, ours: Any, loop: asyncio.AbstractEventLoop,
+                              sizes: Sizes) -> None:
+    """50 tasks awaiting aget of one small pickled dict read it right; paired with valkey.asyncio's pool and GLIDE."""
+    import valkey.asyncio as avalkey
+
+    ours.set("peer", PEER_VALUE)
+    name = ours.prefix + "peer"
+    pool = avalkey.Valkey(**server.connection_kwargs())
+    ops = TASKS * PER_TASK
+    mine = _batch(loop, lambda: ours.aget("peer"), TASKS, PER_TASK)
+
+    async def pooled() -> Any:
+        return loads(await pool.get(name))
+
+    rounds = dataclasses.replace(sizes, rounds=min(sizes.rounds, 101))
+    try:
+        assert mine() == _batch(loop, pooled, TASKS, PER_TASK)() == ops
+        pairs = {"vs_asyncio_pool": paired(mine, _batch(loop, pooled, TASKS, PER_TASK), rounds)}
+        skipped = ""
+        try:
+            glide = loop.run_until_complete(_glide_client(server))
+        except pytest.skip.Exception as exc:
+            skipped = str(exc)
+        else:
+            async def glided() -> Any:
+                return loads(await glide.get(name))
+
+            try:
+                assert _batch(loop, glided, TASKS, PER_TASK)() == ops
+                pairs["vs_glide"] = paired(mine, _batch(loop, glided, TASKS, PER_TASK), rounds)
+            finally:
+                loop.run_until_complete(glide.close())
+        _describe(benchmark, "ours", "async_peers", f"async-peers-{type(loop).__module__.split('.')[0]}", sizes,
+                  paired=pairs, ops=ops, tasks=TASKS, ops_s=_ops_s(pairs["vs_asyncio_pool"], ops),
+                  glide_skipped=skipped)
+        assert benchmark(mine) == ops
+    finally:
+        loop.run_until_complete(pool.aclose())
+        loop.run_until_complete(ours.aclose())
+
+
+@pytest.mark.standalone_only("the async peers are single-server clients")
+def test_async_one_task(benchmark: Any, server: ServerInfo, ours: Any, loop: asyncio.AbstractEventLoop,
+                        sizes: Sizes) -> None:
+    """One task awaiting aget in sequence reads the value right; paired with valkey.asyncio doing the same."""
+    import valkey.asyncio as avalkey
+
+    ours.set("peer", PEER_VALUE)
+    name = ours.prefix + "peer"
+    client = avalkey.Valkey(**server.connection_kwargs())
+    mine = _batch(loop, lambda: ours.aget("peer"), 1, 50)
+
+    async def theirs() -> Any:
+        return loads(await client.get(name))
+
+    try:
+        assert mine() == _batch(loop, theirs, 1, 50)() == 50
+        pairs = {"vs_asyncio": paired(mine, _batch(loop, theirs, 1, 50), dataclasses.replace(sizes, rounds=min(
+            sizes.rounds, 301)))}
+        _describe(benchmark, "ours", "async_one_task", f"async-one-task-{type(loop).__module__.split('.')[0]}",
+                  sizes, paired=pairs, ops=50, latency_us=round(pairs["vs_asyncio"]["a_median_us"] / 50, 2))
+        assert benchmark(mine) == 50
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.run_until_complete(ours.aclose())
+
+
+# -- sync peers: the floor (a bare socket) and the other clients a user could pick --------------------------------
+
+
+class SocketFloor:
+    """A bare blocking socket sending one prepacked GET and reading its bulk reply: the least any client can do."""
+
+    def __init__(self, host: str, port: int, name: str) -> None:
+        import socket
+
+        self.sock = socket.create_connection((host, port))
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        key = name.encode()
+        self.request = b"*2\r\n$3\r\nGET\r\n$%d\r\n%s\r\n" % (len(key), key)
+
+    def get(self) -> Any:
+        self.sock.sendall(self.request)
+        data = self.sock.recv(65536)
+        head, _, rest = data.partition(b"\r\n")
+        if head == b"$-1":
+            return None
+        size = int(head[1:])
+        while len(rest) < size + 2:
+            rest += self.sock.recv(65536)
+        return loads(rest[:size])
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.mark.standalone_only("the sync peers are single-server clients")
+def test_sync_peers(benchmark: Any, server: ServerInfo, ours: Any, peers: Peers, sizes: Sizes) -> None:
+    """A get of one small pickled dict reads it right; paired with a bare socket, GLIDE's sync client, RamCache."""
+    from emmett.cache import RamCache
+
+    ours.set("peer", PEER_VALUE)
+    name = ours.prefix + "peer"
+    floor = SocketFloor(server.host, server.port, name)
+    ram = RamCache()
+    ram.set("peer", PEER_VALUE, 300)
+
+    def mine() -> Any:
+        return ours.get("peer")
+
+    others: dict[str, Callable[[], Any]] = {"vs_socket": floor.get, "vs_raw": lambda: loads(peers.valkey.get(name)),
+                                            "vs_baseline": lambda: peers.baseline.get("peer"),
+                                            "vs_ramcache": lambda: ram.get("peer")}
+    glide = skipped = None
+    try:
+        import glide_sync
+
+        glide = glide_sync.GlideClient.create(glide_sync.GlideClientConfiguration(
+            [glide_sync.NodeAddress(server.host, server.port)], request_timeout=5000))
+        others["vs_glide_sync"] = lambda: loads(glide.get(name))
+    except ImportError as exc:
+        skipped = f"valkey-glide-sync (GLIDE's sync client) is not installed here: {exc}"
+    try:
+        for other in others.values():
+            assert other() == PEER_VALUE
+        pairs = {label: paired(mine, other, sizes) for label, other in others.items()}
+        _describe(benchmark, "ours", "sync_peers", "sync-peers", sizes, paired=pairs, glide_skipped=skipped,
+                  latency_us=pairs["vs_socket"]["a_median_us"])
+        assert benchmark(mine) == PEER_VALUE
+    finally:
+        floor.close()
+        if glide is not None:
+            glide.close()

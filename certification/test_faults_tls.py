@@ -91,3 +91,26 @@ def test_plaintext_client_on_tls_port_fails_fast(server: Any, key_prefix: str, t
             assert type(info.value).__name__ in ("ConnectionError", "TimeoutError"), repr(info.value)
     finally:
         handler_factory.close()
+
+
+def test_tls_async_stream(server: Any, key_prefix: str, tmp_path: Path, tls_material: TLSMaterial) -> None:
+    """Over verified TLS, the async methods run on the loop's multiplexed connection (one, with the client cert)."""
+    import asyncio
+
+    handler_factory = HandlerFactory("ValkeyCache", key_prefix)
+    try:
+        with _tls_server(server, tmp_path, tls_material) as srv:
+            h = handler_factory(srv, **_tls_kwargs("ValkeyCache", srv, tls_material, tls_material.ca))
+
+            async def main() -> tuple[list[Any], int]:
+                await h.aset("k", {"over": "tls"})
+                got = await asyncio.gather(*(h.aget("k") for _ in range(20)))
+                writes = h.connections.astream.writes
+                await h.aclose()
+                return got, writes
+
+            got, writes = asyncio.run(main())
+            assert got == [{"over": "tls"}] * 20 and h.get("k") == {"over": "tls"}
+            assert writes == 2, "the 20 concurrent agets did not share one write (one write for the aset first)"
+    finally:
+        handler_factory.close()

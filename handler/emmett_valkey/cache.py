@@ -12,9 +12,11 @@ from typing import Any, Literal, TypeVar
 
 from emmett_core.cache.handlers import CacheHandler
 
+from .aio import AsyncIO, StreamIO
+from .cluster_io import ClusterAsyncIO, ClusterSyncIO
 from .codec import MISSING, Codec
 from .config import settings_from_env
-from .connections import AsyncIO, ClusterAsyncIO, ClusterSyncIO, Connections, Settings, SyncIO
+from .connections import Connections, Settings, SyncIO
 from .durations import check_seconds, to_milliseconds
 from .keys import check_key, glob_escape
 from .local import Local, LocalCache
@@ -114,7 +116,7 @@ class ValkeyCache(CacheHandler):
             read_from_replicas=read_from_replicas,
         ))
         self._io = (ClusterSyncIO if cluster else SyncIO)(self.connections)
-        self._aio = (ClusterAsyncIO if cluster else AsyncIO)(self.connections)
+        self._aio: AsyncIO = (ClusterAsyncIO if cluster else StreamIO)(self.connections)
         #: the local cache in front of the server (docs/caching.md, "Local cache"), or None when off
         self.local: Local | None = None
         if local_config is not None:

@@ -19,7 +19,8 @@ from valkey.exceptions import ClusterError, OutOfMemoryError, TryAgainError, Val
 from valkey.exceptions import ConnectionError as ValkeyConnectionError
 from valkey.exceptions import TimeoutError as ValkeyTimeoutError
 
-from .connections import AsyncIO, SyncIO
+from .aio import AsyncIO
+from .connections import SyncIO
 from .stats import Stats
 
 T = TypeVar("T")

@@ -29,6 +29,9 @@ from typing import Any
 
 from .targets import (
     ASYNC_CONCURRENCY_SPEEDUP,
+    ASYNC_ONE_TASK_VS_ASYNCIO,
+    ASYNC_VS_ASYNCIO_POOL,
+    ASYNC_VS_GLIDE,
     CLEAR_SLOWEST_COMMAND_MS,
     CLEAR_WALL_VS_KEYS_DEL,
     CLEAR_WORST_PING_MS,
@@ -46,6 +49,7 @@ from .targets import (
     RATIO,
     SET_MANY_SPEEDUP,
     SPEEDUP,
+    SYNC_VS_SOCKET,
     Target,
 )
 
@@ -88,6 +92,13 @@ FIGURES: dict[str, Figure] = {
         Figure("clear_wall_vs_keys_del", "clear: wall time / KEYS+DEL", RATIO, CLEAR_WALL_VS_KEYS_DEL),
         Figure("async_concurrency_speedup", "{tasks} tasks / 1 sequential (speed-up)", SPEEDUP,
                ASYNC_CONCURRENCY_SPEEDUP),
+        Figure("async_vs_glide", "{tasks} tasks aget: ours / GLIDE async", RATIO, ASYNC_VS_GLIDE),
+        Figure("async_vs_asyncio_pool", "{tasks} tasks aget: ours / valkey.asyncio pool", RATIO,
+               ASYNC_VS_ASYNCIO_POOL),
+        Figure("async_one_task_vs_asyncio", "1 task aget: ours / valkey.asyncio", RATIO, ASYNC_ONE_TASK_VS_ASYNCIO),
+        Figure("sync_vs_socket", "get: ours / bare socket (the floor)", RATIO, SYNC_VS_SOCKET),
+        Figure("sync_vs_glide", "get: ours / GLIDE sync", RATIO),
+        Figure("sync_vs_ramcache", "get: ours / RamCache", RATIO),
         Figure("cluster_ours_vs_raw", "cluster: ours / valkey-py ValkeyCluster", RATIO, CLUSTER_OURS_VS_RAW),
         Figure("cluster_get_many_speedup", "cluster: get_many speed-up (100 gets / 1 get_many)", SPEEDUP,
                CLUSTER_GET_MANY_SPEEDUP),
@@ -277,6 +288,18 @@ def ratios(doc: Mapping[str, Any], server: str | None = None) -> list[Ratio]:
         if op == "async_concurrency":
             out.paired("async_concurrency_speedup", case, pairs.get("sequential_vs_concurrent"),
                        label={"tasks": info.get("tasks", 50)})
+        if op == "async_peers":
+            _async_peers(info, case, pairs, out)
+        if op == "sync_peers":
+            detail = f"ours {info.get('latency_us')} µs per get"
+            out.paired("sync_vs_socket", case, pairs.get("vs_socket"), detail=detail)
+            out.paired("ours_vs_raw", case, pairs.get("vs_raw"))
+            out.paired("ours_vs_baseline", case, pairs.get("vs_baseline"))
+            out.paired("sync_vs_glide", case, pairs.get("vs_glide_sync"))
+            out.paired("sync_vs_ramcache", case, pairs.get("vs_ramcache"))
+        if op == "async_one_task":
+            out.paired("async_one_task_vs_asyncio", case, pairs.get("vs_asyncio"),
+                       detail=f"ours {info.get('latency_us')} µs per aget")
         if role == "control":
             out.paired("control", case, pairs.get("control"))
         if op == "local_get":
@@ -288,6 +311,17 @@ def ratios(doc: Mapping[str, Any], server: str | None = None) -> list[Ratio]:
             out.paired("local_mixed_speedup", case, pairs.get("vs_without"), invert=True)
     _unpaired(doc, out)
     return out.rows
+
+
+def _async_peers(info: Mapping[str, Any], case: str, pairs: Mapping[str, Any], out: _Rows) -> None:
+    """Ours / GLIDE and ours / valkey.asyncio's pool, each with both ops/s (no GLIDE row where it was skipped)."""
+    label, ours = {"tasks": info.get("tasks", 50)}, _num(info.get("ops_s"))
+    for key, name, peer in (("async_vs_glide", "vs_glide", "GLIDE"), ("async_vs_asyncio_pool", "vs_asyncio_pool",
+                                                                     "valkey.asyncio")):
+        pair = pairs.get(name)
+        median = _num(pair.get("median")) if isinstance(pair, Mapping) else None
+        detail = f"ours {ours:,.0f} ops/s, {peer} {ours * median:,.0f}" if ours and median else ""
+        out.paired(key, case, pair, detail=detail, label=label)
 
 
 def _clear(info: Mapping[str, Any], case: str, out: _Rows) -> None:

@@ -50,6 +50,15 @@ CLEAR_WORST_PING_MS = Target("<", 5.0)
 CLEAR_SLOWEST_COMMAND_MS = Target("<", 4.0)
 #: clearing in small non-blocking batches takes at most twice the wall time of one blocking KEYS + DEL
 CLEAR_WALL_VS_KEYS_DEL = Target("<=", 2.0)
+#: 50 tasks awaiting aget of one small pickled dict: at least GLIDE's async client's ops/s (its Rust core pipelines
+#: them on one connection; ours does the same in Python, see handler/emmett_valkey/stream.py) ...
+ASYNC_VS_GLIDE = Target("<=", 1.0)
+#: ... and at least twice the ops/s of valkey.asyncio on a pool (a connection per concurrent task)
+ASYNC_VS_ASYNCIO_POOL = Target("<=", 0.5)
+#: one task awaiting aget in sequence: at most 10% slower than valkey.asyncio doing the same GET and unpickling
+ASYNC_ONE_TASK_VS_ASYNCIO = Target("<=", 1.1)
+#: a sync get of a small pickled dict costs at most 10% more than a bare socket sending the GET and unpickling
+SYNC_VS_SOCKET = Target("<=", 1.10)
 #: concurrent asyncio tasks overlap their round trips: at least 1.3 times faster than the same calls one by one
 ASYNC_CONCURRENCY_SPEEDUP = Target(">=", 1.3)
 # On a cluster (certification/test_cluster_benchmarks.py), against valkey-py's ValkeyCluster doing the same work.

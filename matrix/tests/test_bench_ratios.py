@@ -230,3 +230,24 @@ def test_shorten_cuts_on_a_word_boundary(text: str, limit: int, shown: str) -> N
     assert bench.shorten(text, limit) == shown
     assert len(bench.shorten(text, limit)) <= limit
 
+
+
+def test_peer_figures_carry_both_sides_and_their_targets() -> None:
+    """The async and sync peer rows are judged against the issue's targets, with both clients' ops/s beside ours."""
+    doc = document(
+        entry("async-peers-asyncio", "ours", "async_peers", tasks=50, ops_s=30_000.0,
+              paired={"vs_glide": pair(0.5), "vs_asyncio_pool": pair(0.6)}),
+        entry("async-one-task-asyncio", "ours", "async_one_task", latency_us=90.0, paired={"vs_asyncio": pair(1.2)}),
+        entry("sync-peers", "ours", "sync_peers", latency_us=80.0,
+              paired={"vs_socket": pair(1.05), "vs_glide_sync": pair(0.7), "vs_ramcache": pair(20.0)}),
+    )
+    rows = bench.ratios(doc)
+    glide = figure(rows, "50 tasks aget: ours / GLIDE async")
+    pool = figure(rows, "50 tasks aget: ours / valkey.asyncio pool")
+    one = figure(rows, "1 task aget: ours / valkey.asyncio")
+    floor = figure(rows, "get: ours / bare socket (the floor)")
+    assert (glide.met, str(glide.target), glide.detail) == (True, "<= 1", "ours 30,000 ops/s, GLIDE 15,000")
+    assert (pool.met, str(pool.target), pool.detail) == (False, "<= 0.5", "ours 30,000 ops/s, valkey.asyncio 18,000")
+    assert (one.met, str(one.target)) == (False, "<= 1.1")
+    assert (floor.met, figure(rows, "get: ours / GLIDE sync").target, figure(rows, "get: ours / RamCache").value) == (
+        True, None, 20.0)
