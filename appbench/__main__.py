@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import uuid
@@ -43,23 +44,39 @@ def _check(app: ServedApp, path: str, name: str) -> bool:
 
 def _measure_link(args: argparse.Namespace, wrk_bin: Binary, link: str, cache_port: int,
                   workdir: Path) -> list[dict[str, Any]]:
-    routes = []
+    """Check and warm up every route, then ``--rounds`` rounds over all routes in turn; medians per route.
+
+    Interleaved rounds spread a change of the machine's load (it may be shared) over every route alike.
+    """
+    paths = [(name, f"/{kind}/{name}", kind) for name in HANDLERS for kind in KINDS]
     prefix = f"appbench-{uuid.uuid4().hex[:8]}-{link}:"
+    loads: dict[str, list[wrk.Load]] = {path: [] for _, path, _ in paths}
+    ok: dict[str, bool] = {}
     with ServedApp(cache_port, prefix, workdir / link) as app:
-        for name in HANDLERS:
-            for kind in KINDS:
-                path = f"/{kind}/{name}"
-                ok = _check(app, path, name)
-                if args.warmup > 0:
-                    wrk.run(wrk_bin, app.url(path), seconds=args.warmup, connections=args.connections,
-                            threads=args.threads)
-                load = wrk.run(wrk_bin, app.url(path), seconds=args.seconds, connections=args.connections,
-                               threads=args.threads)
-                ok = _check(app, path, name) and ok
-                row = {"link": link, "handler": name, "kind": kind, "path": path, **load.as_json(), "body_ok": ok}
-                print(f"appbench: {link:<9}{path:<18}{load.requests_per_s:>10.0f} req/s  p99 {load.p99_ms:.2f} ms",
-                      file=sys.stderr, flush=True)
-                routes.append(row)
+        for name, path, _ in paths:
+            ok[path] = _check(app, path, name)
+            if args.warmup:
+                wrk.run(wrk_bin, app.url(path), seconds=args.warmup, connections=args.connections,
+                        threads=args.threads)
+        for _ in range(args.rounds):
+            for _, path, _ in paths:
+                loads[path].append(wrk.run(wrk_bin, app.url(path), seconds=args.seconds,
+                                           connections=args.connections, threads=args.threads))
+        for name, path, _ in paths:
+            ok[path] = _check(app, path, name) and ok[path]
+    routes = []
+    for name, path, kind in paths:
+        runs = loads[path]
+        row = {"link": link, "handler": name, "kind": kind, "path": path,
+               "requests_per_s": statistics.median(x.requests_per_s for x in runs),
+               "rounds_requests_per_s": [x.requests_per_s for x in runs],
+               "requests": sum(x.requests for x in runs),
+               "p50_ms": statistics.median(x.p50_ms for x in runs), "p99_ms": statistics.median(x.p99_ms for x in runs),
+               "socket_errors": sum(x.socket_errors for x in runs), "non_2xx": sum(x.non_2xx for x in runs),
+               "body_ok": ok[path]}
+        print(f"appbench: {link:<9}{path:<18}{row['requests_per_s']:>10.0f} req/s  p99 {row['p99_ms']:.2f} ms",
+              file=sys.stderr, flush=True)
+        routes.append(row)
     return routes
 
 
@@ -95,6 +112,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     "loadavg_after": [round(x, 2) for x in os.getloadavg()]},
         "load": {"tool": f"wrk {wrk_bin.source.get('packages', {}).get('wrk', '')}".strip(),
                  "connections": args.connections, "threads": args.threads, "seconds": args.seconds,
+                 "rounds": args.rounds,
                  "warmup_seconds": args.warmup},
         "links": links,
         "routes": routes,
@@ -107,14 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark, write the JSON, print the table; 1 when a route misbehaved."""
     parser = argparse.ArgumentParser(prog="python -m appbench", description=__doc__.splitlines()[0])
     parser.add_argument("--server", default="valkey91", help="catalogue id of the server (default: valkey91)")
-    parser.add_argument("--seconds", type=int, default=3, help="measured seconds per route")
+    parser.add_argument("--seconds", type=int, default=2, help="measured seconds per route and round")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over every route (figures: medians)")
     parser.add_argument("--warmup", type=int, default=1, help="warm-up seconds per route")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("reports/benchmarks/app.json"))
     args = parser.parse_args(argv)
-    if args.seconds <= 0 or args.warmup < 0 or args.connections < 1 or not 1 <= args.threads <= args.connections:
-        parser.error("--seconds > 0, --warmup >= 0, 1 <= --threads <= --connections")
+    if min(args.seconds, args.rounds, args.threads) < 1 or args.warmup < 0 or args.threads > args.connections:
+        parser.error("--seconds, --rounds, --connections >= 1; --warmup >= 0; 1 <= --threads <= --connections")
     doc = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")

@@ -4,10 +4,10 @@ The shape written to ``reports/benchmarks/app.json`` (``schema: "appbench-1"``):
 
     server   {id, product, version, source}           the Valkey server both network handlers talk to
     machine  {cpus, loadavg_before, loadavg_after}   os.getloadavg() around the run (the machine may be shared)
-    load     {tool, connections, threads, seconds, warmup_seconds}
+    load     {tool, connections, threads, seconds, rounds, warmup_seconds}   seconds: per route and round
     links    [{name, added_rtt_ms, measured}]        measured: the proxy's PING p50s (µs), null on loopback
-    routes   [{link, handler, kind, path, requests_per_s, requests, p50_ms, p99_ms, socket_errors, non_2xx,
-               body_ok}]
+    routes   [{link, handler, kind, path, requests_per_s, rounds_requests_per_s, requests, p50_ms, p99_ms,
+               socket_errors, non_2xx, body_ok}]          medians over the rounds; requests and errors: sums
     ratios   [{link, kind, figure, label, value, ours, beside, target, bound, met}]   value = ours / beside req/s
     targets  {met, total}
 """
@@ -70,7 +70,7 @@ def table(doc: Mapping[str, Any]) -> str:
     lines.append("")
     for q in doc["ratios"]:
         verdict = "" if q["met"] is None else ("met" if q["met"] else "MISSED")
-        lines.append(f"{q['link']:<9}{q['kind']:<9}{q['label']:<42}{q['value']:>7.2f}x  "
+        lines.append(f"{q['link']:<9}{q['kind']:<9}{q['label']:<42}{q['value']:>7.3f}x  "
                      f"(target {q['target']}) {verdict}")
     for link in doc["links"]:
         if link["measured"]:
