@@ -54,7 +54,7 @@ def failures(routes: Sequence[Mapping[str, Any]]) -> list[str]:
     for r in routes:
         problems = [f"{r['socket_errors']} socket errors" if r["socket_errors"] else "",
                     f"{r['non_2xx']} non-2xx answers" if r["non_2xx"] else "",
-                    "" if r["body_ok"] else "a wrong body"]
+                    "" if r["body_ok"] else "a wrong body", "" if r["requests"] else "no request answered"]
         if any(problems):
             bad.append(f"{r['link']} {r['path']}: {', '.join(p for p in problems if p)}")
     return bad
