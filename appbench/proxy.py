@@ -8,8 +8,8 @@ their order, and a reader's end of stream becomes a half-close once the chunks b
 
 :meth:`DelayProxy.measure` says what the proxy really adds: PING round trips to the server through it and directly,
 p50 of each. The proxy's own hops (two sockets, two thread hand-offs each way) add about 0.1 ms on top of the delay;
-:meth:`DelayProxy.calibrate` measures that once and shortens the delay by it, so that the round trip added is the
-one asked for, and returns the measurement taken after the correction.
+:meth:`DelayProxy.calibrate` measures that and shortens the delay by it (up to three times), so that the round trip
+added is the one asked for, and returns the last measurement.
 """
 
 from __future__ import annotations
@@ -129,17 +129,22 @@ class DelayProxy:
         for thread in threads:
             thread.join(STOP_DEADLINE)
 
-    def calibrate(self, rtt: float, pings: int = 2000) -> dict[str, float]:
+    def calibrate(self, rtt: float, pings: int = 2000, rounds: int = 3) -> dict[str, float]:
         """Set the delay so that the PING round trip through the proxy is ``rtt`` seconds over the direct one.
 
-        Measures at the current delay, takes the excess over ``rtt`` off the delay (half each way, never below
-        zero) and measures again: that second measurement is returned, the real added round trip.
+        Measures, takes the excess over ``rtt`` off the delay (half each way, never below zero) and measures again,
+        up to ``rounds`` corrections or until within 3 % of ``rtt``; returns the last measurement, the real added
+        round trip.
         """
         self.delay = rtt / 2
-        first = self.measure(pings)
-        excess = first["added_p50_us"] / 1e6 - rtt
-        self.delay = max(0.0, rtt / 2 - excess / 2)
-        return self.measure(pings)
+        measured = self.measure(pings)
+        for _ in range(rounds):
+            excess = measured["added_p50_us"] / 1e6 - rtt
+            if abs(excess) <= 0.03 * rtt:
+                break
+            self.delay = max(0.0, self.delay - excess / 2)
+            measured = self.measure(pings)
+        return measured
 
     def measure(self, pings: int = 2000) -> dict[str, float]:
         """PING round trips (µs, p50) to the upstream directly and through the proxy, and the difference."""
