@@ -38,7 +38,7 @@ def read(benchmarks_dir: Path) -> dict[str, Any] | None:
 
 def _about(doc: Doc) -> str:
     server, load, machine = doc["server"], doc["load"], doc["machine"]
-    words = [f"{server['product']} {server['version']} ({server['source']}), {load['tool']}: "
+    words = [f"{str(server['product']).capitalize()} {server['version']} ({server['source']}), {load['tool']}: "
              f"{load['connections']} connections, {load['threads']} threads, median of {load.get('rounds', 1)} rounds "
              f"of "
              f"{load['seconds']} s per route after {load['warmup_seconds']} s of warm-up; granian with 1 worker; "
