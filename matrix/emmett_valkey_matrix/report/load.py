@@ -50,10 +50,13 @@ def read_results(results_dir: Path) -> list[dict[str, Any]]:
 
 
 def read_benchmarks(benchmarks_dir: Path) -> dict[str, dict[str, Any]]:
-    """``<id>.json`` pytest-benchmark files in ``benchmarks_dir`` by id (the file stem)."""
+    """``<id>.json`` pytest-benchmark files in ``benchmarks_dir`` by id (the file stem).
+
+    ``app.json`` is not one: the app benchmark's figures (``python -m appbench``), read by ``report/app_bench.py``.
+    """
     if not benchmarks_dir.is_dir():
         return {}
-    return {path.stem: _read_json(path) for path in sorted(benchmarks_dir.glob("*.json"))}
+    return {path.stem: _read_json(path) for path in sorted(benchmarks_dir.glob("*.json")) if path.name != "app.json"}
 
 
 @cache

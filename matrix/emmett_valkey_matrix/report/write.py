@@ -1,4 +1,4 @@
-"""The impure edge: read ``reports/results`` (+ ``reports/benchmarks``), write the three documents; and a CLI."""
+"""The impure edge: read ``reports/results`` (+ ``reports/benchmarks``, app.json too), write the documents; a CLI."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..catalogue import Entry
+from . import app_bench
 from .build import build_report
 from .html import render_html
 from .jsondoc import render_json
@@ -47,16 +48,20 @@ def write_reports(
     ``benchmarks_dir`` defaults to ``<results_dir>/../benchmarks``; ``handler_version`` to the installed
     ``emmett-valkey``; ``generated_at`` to now (or ``SOURCE_DATE_EPOCH``).
     """
+    bench_dir = benchmarks_dir if benchmarks_dir is not None else results_dir.parent / "benchmarks"
     report = build_report(
         read_results(results_dir),
         catalogue,
-        read_benchmarks(benchmarks_dir if benchmarks_dir is not None else results_dir.parent / "benchmarks"),
+        read_benchmarks(bench_dir),
         generated_at=generated_at or _now(),
         handler_version=handler_version if handler_version is not None else installed_version(),
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
-    for suffix, text in (("md", render_markdown(report)), ("html", render_html(report)), ("json", render_json(report))):
+    app = app_bench.read(bench_dir)  # the app benchmark's section, when python -m appbench wrote its file
+    documents = (("md", app_bench.into_markdown(render_markdown(report), app)),
+                 ("html", app_bench.into_html(render_html(report), app)), ("json", render_json(report)))
+    for suffix, text in documents:
         path = out_dir / f"compatibility.{suffix}"
         partial = path.with_name(path.name + ".partial")
         partial.write_text(text, encoding="utf-8")

@@ -58,6 +58,12 @@ def obtain_libs(libs: Libs, *, fetch: bool, progress: Progress) -> Fetched:
     return _obtain(libs.suite, libs.packages, (), None, libs.download_mb, fetch, progress)
 
 
+def obtain_packages(suite: str, packages: tuple[str, ...], with_libs: tuple[str, ...], binary: str, *,
+                    download_mb: float | None, fetch: bool, progress: Progress) -> Fetched:
+    """Return any Debian tool (``usr/bin/wrk`` of ``wrk``), from the binary cache or fetched into it like a server."""
+    return _obtain(suite, packages, with_libs, binary, download_mb, fetch, progress)
+
+
 def downloads(source: Source) -> list[Download]:
     """Return the one download: the suite's package lists and the packages (with their libraries)."""
     assert source.suite
