@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+import signal
 import threading
 import uuid
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 import valkey
+from emmett_core.cache.handlers import RamCache
 from emmett_core.routing.cache import CacheDispatcher, RouteCacheRule
 from emmett_valkey import ValkeyCache
 from emmett_valkey.keys import glob_escape
@@ -23,7 +25,7 @@ from emmett_valkey.routes import AsyncRouteCacheRule, _get_data
 from emmett_valkey_matrix.executor import PortClaim
 
 from certification.session import ServerInfo
-from certification.support import close_handler, make_handler, scan_delete
+from certification.support import close_handler, make_handler, scan_delete, start_local_cluster
 from certification.support_async import DelayProxy, wait_until
 from certification.support_integration import ServedApp
 from certification.support_routes import ROUTE_TTL, Recording, asgi_get, route_app
@@ -131,6 +133,58 @@ def test_route_not_blocked_while_cache_read_held(server: ServerInfo, key_prefix:
     assert h.calls[-2:] == ["aget", "aset"]
 
 
+@pytest.mark.cluster_only("the held node is one of a cluster of the session's build; the proxy test holds one "
+                          "server")
+def test_cluster_route_not_blocked_while_nodes_stopped(server: ServerInfo, key_prefix: str, tmp_path: Path) -> None:
+    """On a cluster whose primaries are SIGSTOPped, a cache-free route completes while a cached route waits on them."""
+    with start_local_cluster(server, tmp_path, replicas=0, node_timeout_ms=120_000) as cluster:
+        host, port = cluster.startup_nodes[0]
+        h = Recording(host=host, port=port, cluster=True, prefix=key_prefix, socket_timeout=60)
+        app = route_app(h, str(tmp_path / "app"))
+        forced = threading.Event()
+        lock = threading.Lock()
+        stopped: list[Any] = []
+
+        def resume(by_fallback: bool) -> None:
+            with lock:
+                if stopped and by_fallback:
+                    forced.set()
+                for node in stopped:
+                    node.kill(signal.SIGCONT)
+                stopped.clear()
+
+        fallback = threading.Timer(HOLD_FALLBACK, resume, (True,))  # a blocked loop cannot resume them itself
+
+        async def main() -> None:
+            assert (await asgi_get(app, "/free")).status == 200
+            await h.aget("warm")  # the loop's cluster client knows the slots before the nodes stop
+            h.read_issued = asyncio.Event()
+            with lock:
+                for node in cluster.primaries:
+                    node.kill(signal.SIGSTOP)
+                    stopped.append(node)
+            fallback.start()
+            held = asyncio.create_task(asgi_get(app, "/page?held=1"))
+            await h.read_issued.wait()  # the cached route has issued its cache read
+            free = await asyncio.wait_for(asgi_get(app, "/free"), HOLD_FALLBACK + 5)
+            assert free.status == 200 and not held.done() and not forced.is_set(), \
+                "the cache-free route waited for the cached one"
+            resume(False)
+            reply = await held
+            assert reply.status == 200 and reply.json()["query"] == {"held": "1"}
+            await h.aclose()
+
+        try:
+            asyncio.run(main())
+        finally:
+            fallback.cancel()
+            resume(False)
+            h.clear()
+            h.close()
+    assert not forced.is_set() and app.computations["page"] == 1  # type: ignore[attr-defined]
+    assert h.calls[-2:] == ["aget", "aset"]
+
+
 def test_served_route_not_blocked_while_cache_read_held(server: ServerInfo, key_prefix: str, raw: valkey.Valkey,
                                                          tmp_path: Path) -> None:
     """Under granian (one worker), a request waiting on a cached route's cache read does not hold up another one."""
@@ -169,6 +223,22 @@ def test_served_route_not_blocked_while_cache_read_held(server: ServerInfo, key_
         finally:
             served.stop()
             scan_delete(raw, key_prefix)
+
+
+def test_entries_and_keys_same_as_stock_rule(ours: ValkeyCache, raw: valkey.Valkey, key_prefix: str,
+                                             tmp_path: Path) -> None:
+    """Ours stores, on any topology, the keys and entries Emmett's own rule and dispatcher give RamCache."""
+    ram = RamCache(prefix=key_prefix)
+    ram_app = route_app(ram, str(tmp_path / "ram"))
+    ram_replies = run_requests(ram_app, REQUESTS + REQUESTS)
+    app = route_app(ours, str(tmp_path / "ours"))
+    replies = run_requests(app, REQUESTS + REQUESTS)
+    stored = entries(raw, key_prefix)
+    assert replies == ram_replies and dict(app.computations) == dict(ram_app.computations)  # type: ignore[attr-defined]
+    assert {key_prefix + k for k in stored} == set(ram.data) and len(stored) == 8
+    for key, entry in stored.items():
+        reference = ram.data[key_prefix + key].value
+        assert entry["content"] == reference["content"] and dict(entry["headers"]) == dict(reference["headers"])
 
 
 def test_entries_and_keys_same_as_emmetts_rule(ours: ValkeyCache, baseline: Any, raw: valkey.Valkey,
