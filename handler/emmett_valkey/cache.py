@@ -22,6 +22,7 @@ from .keys import check_key, glob_escape
 from .local import Local, LocalCache
 from .local import resolve as resolve_local
 from .operations import TRANSIENT_ERRORS, WRITE_ERRORS, Compute, Neutral, Operation, arun, command, operation, run
+from .routes import AsyncRouteCacheRule
 from .serializers import EmmettPickleSerializer, Serializer
 from .stats import Stats
 
@@ -392,6 +393,18 @@ class ValkeyCache(CacheHandler):
         return self.stats_counters.as_dict()
 
     # -- the async API: the same operations on the event loop's client ------------------------------------------
+
+    def response(
+        self, duration: Duration = "default", query_params: bool = True, language: bool = True,
+        hostname: bool = False, headers: list[str] | None = None,
+    ) -> AsyncRouteCacheRule:
+        """Emmett's ``cache.response()`` rule; on an async route it reads and writes with ``aget``/``aset``.
+
+        Same keys, entries, headers and duration as Emmett's own rule (see :mod:`.routes`); a sync route keeps
+        Emmett's synchronous path. A bad *duration* raises ``ValueError`` here, not at the first request.
+        """
+        self._ms(duration)
+        return AsyncRouteCacheRule(self, query_params, language, hostname, headers, duration)
 
     async def get_or_set_loop(  # type: ignore[override]  # emmett_core types the coroutine function loosely
         self, key: str, function: Callable[[], Awaitable[T]], duration: Duration = "default"
