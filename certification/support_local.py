@@ -42,26 +42,29 @@ def warm(h: ValkeyCache, key: str) -> Any:
 
 @contextlib.contextmanager
 def held_invalidations(h: ValkeyCache) -> Iterator[threading.Event]:
-    """Hold the invalidation thread on its next message until the event is set (or the block ends).
+    """Hold the invalidation connection unread until the event is set (or the block ends).
 
-    The handler's own evictions after its writes go through at once.
+    A helper thread holds the lock that whoever parses the connection takes (the invalidation thread, or a read
+    path catching up), so the server's messages, PONGs included, wait; the handler's own evictions after its writes
+    go through at once.
     """
     local = h.local
     assert local is not None
-    store = local.store
-    release, real = threading.Event(), store.invalidate
+    release, held = threading.Event(), threading.Event()
 
-    def invalidate(names: list[str]) -> None:
-        if threading.current_thread() is local.thread:
+    def hold() -> None:
+        with local.reading:
+            held.set()
             release.wait(30)
-        real(names)
 
-    store.invalidate = invalidate  # type: ignore[method-assign]
+    holder = threading.Thread(target=hold, name="held-invalidations", daemon=True)
+    holder.start()
     try:
+        assert held.wait(10), "the invalidation connection's lock was not free within 10 s"
         yield release
     finally:
         release.set()
-        del store.invalidate
+        holder.join(10)
 
 
 @contextlib.contextmanager
