@@ -199,6 +199,147 @@ def test_no_entry_served_after_its_server_ttl(make: Factory, raw: valkey.Valkey)
         assert raw.pttl(h.prefix + "k") == -2
 
 
+# -- every read path serves local hits, every write path evicts at once -------------------------------------------
+
+
+def test_get_many_serves_local_hits_and_stores_the_rest(make: Factory) -> None:
+    """get_many serves what is stored locally, reads the rest in one round trip and stores it for the next call."""
+    h = make()
+    h.set_many({f"k{i}": [i] for i in range(5)}, 60)
+    assert warm(h, "k0") == [0] and warm(h, "k1") == [1]
+    local = h.local
+    assert local is not None
+    hits = local.stats.hits
+    keys = [f"k{i}" for i in range(5)] + ["absent"]
+    assert h.get_many(keys) == {f"k{i}": [i] for i in range(5)}
+    assert local.stats.hits == hits + 2  # k0 and k1 from this process; the rest, and "absent", from the server
+    # stored by that call, unless an invalidation of the set_many overtook it: read again until stored
+    poll(lambda: bool(h.get_many(keys)) and all(cached_locally(h, f"k{i}") for i in range(5)), 5, interval=0.005)
+    hits = local.stats.hits
+    assert h.get_many(keys) == {f"k{i}": [i] for i in range(5)} and local.stats.hits == hits + 5
+    assert not cached_locally(h, "absent")
+
+
+def test_get_many_read_overtaken_by_an_invalidation_stores_nothing(make: Factory, raw: valkey.Valkey) -> None:
+    """A get_many whose reply is overtaken by an invalidation of one of its keys serves the reply, stores the others."""
+    h = make()
+    h.set_many({"a": "old", "b": "b"}, 60)
+    replied, go = threading.Event(), threading.Event()
+    io: Any = h._io
+    real = io.mget_pttl
+
+    def mget_pttl(names: list[str]) -> Any:
+        reply = real(names)
+        replied.set()
+        assert go.wait(10)
+        return reply
+
+    io.mget_pttl = mget_pttl
+    try:
+        reader: list[Any] = []
+        thread = threading.Thread(target=lambda: reader.append(h.get_many(["a", "b"])))
+        thread.start()
+        assert replied.wait(10)
+        seen = h.local.stats.invalidated  # type: ignore[union-attr]
+        raw.set(h.prefix + "a", stored(h, "new"))
+        poll(lambda: h.local.stats.invalidated > seen, 5, interval=0.002)  # type: ignore[union-attr]
+        go.set()
+        thread.join(10)
+    finally:
+        go.set()
+        del io.mget_pttl
+    assert reader == [{"a": "old", "b": "b"}]
+    assert not cached_locally(h, "a") and cached_locally(h, "b")
+    assert h.get_many(["a", "b"]) == {"a": "new", "b": "b"}
+
+
+def _never() -> Any:
+    raise AssertionError("computed although the value is cached locally")
+
+
+async def _anever() -> Any:
+    raise AssertionError("computed although the value is cached locally")
+
+
+def test_get_or_set_and_cache_call_serve_local_hits(make: Factory) -> None:
+    """get_or_set, cache(key, fn), aget, aget_many, aget_or_set and await cache(key, coro_fn) serve local hits."""
+    h = make()
+    h.set("k", {"v": 1}, 60)
+    assert warm(h, "k") == {"v": 1}
+    local = h.local
+    assert local is not None
+    hits = local.stats.hits
+    assert h.get_or_set("k", _never, 60) == {"v": 1} and h("k", _never, 60) == {"v": 1}
+
+    async def scenario() -> list[Any]:
+        try:
+            return [await h.aget("k"), await h.aget_many(["k"]), await h.aget_or_set("k", _anever, 60),
+                    await h("k", _anever, 60)]
+        finally:
+            await h.aclose()
+
+    assert asyncio.run(scenario()) == [{"v": 1}, {"k": {"v": 1}}, {"v": 1}, {"v": 1}]
+    assert local.stats.hits == hits + 6
+
+
+def test_aget_many_stores_what_it_read(make: Factory) -> None:
+    """aget_many reads what is not stored with its TTL in one round trip and stores it; the next call is local."""
+    h = make()
+    h.set_many({"a": 1, "b": [2]}, 60)
+
+    async def scenario() -> None:
+        try:
+            deadline = time.monotonic() + 5
+            while not (cached_locally(h, "a") and cached_locally(h, "b")):
+                assert await h.aget_many(["a", "b"]) == {"a": 1, "b": [2]} and time.monotonic() < deadline
+            hits = h.local.stats.hits  # type: ignore[union-attr]
+            assert await h.aget_many(["a", "b", "c"]) == {"a": 1, "b": [2]}
+            assert h.local.stats.hits == hits + 2  # type: ignore[union-attr]
+        finally:
+            await h.aclose()
+
+    asyncio.run(scenario())
+
+
+WRITE_PATHS: dict[str, Callable[[ValkeyCache], Any]] = {
+    "set": lambda h: h.set("k", 2, 60),
+    "set_many": lambda h: h.set_many({"k": 2, "other": 3}, 60),
+    "delete_many": lambda h: h.delete_many(["k"]),
+    "incr": lambda h: h.incr("k"),
+    "decr": lambda h: h.decr("k"),
+    "touch": lambda h: h.touch("k", 90),
+    "clear_key": lambda h: h.clear("k"),
+    "clear_pattern": lambda h: h.clear("k*"),
+    "clear": lambda h: h.clear(),
+    "aset": lambda h: h.aset("k", 2, 60),
+    "aset_many": lambda h: h.aset_many({"k": 2}, 60),
+    "adelete_many": lambda h: h.adelete_many(["k"]),
+    "aincr": lambda h: h.aincr("k"),
+    "adecr": lambda h: h.adecr("k"),
+    "atouch": lambda h: h.atouch("k", 90),
+    "aclear": lambda h: h.aclear("k"),
+}
+
+
+@pytest.mark.parametrize("write", list(WRITE_PATHS))
+def test_every_write_path_evicts_at_once(make: Factory, write: str) -> None:
+    """Each write, sync or async, evicts its keys from this process's local cache before the server's message."""
+    h = make()
+    h.set("k", 1, 60)
+    assert warm(h, "k") == 1
+    with held_invalidations(h):  # the server's invalidations wait: only the write's own eviction can act
+        result = WRITE_PATHS[write](h)
+        if asyncio.iscoroutine(result):
+            async def scenario() -> None:
+                try:
+                    await result
+                finally:
+                    await h.aclose()
+
+            asyncio.run(scenario())
+        assert not cached_locally(h, "k")
+
+
 # -- the invalidation connection: lost, silent, back -------------------------------------------------------------
 
 
