@@ -42,26 +42,29 @@ def warm(h: ValkeyCache, key: str) -> Any:
 
 @contextlib.contextmanager
 def held_invalidations(h: ValkeyCache) -> Iterator[threading.Event]:
-    """Hold the invalidation thread on its next message until the event is set (or the block ends).
+    """Hold the invalidation connection unread until the event is set (or the block ends).
 
-    The handler's own evictions after its writes go through at once.
+    A helper thread holds the lock that whoever parses the connection takes (the invalidation thread, or a read
+    path catching up), so the server's messages, PONGs included, wait; the handler's own evictions after its writes
+    go through at once.
     """
     local = h.local
     assert local is not None
-    store = local.store
-    release, real = threading.Event(), store.invalidate
+    release, held = threading.Event(), threading.Event()
 
-    def invalidate(names: list[str]) -> None:
-        if threading.current_thread() is local.thread:
+    def hold() -> None:
+        with local.reading:
+            held.set()
             release.wait(30)
-        real(names)
 
-    store.invalidate = invalidate  # type: ignore[method-assign]
+    holder = threading.Thread(target=hold, name="held-invalidations", daemon=True)
+    holder.start()
     try:
+        assert held.wait(10), "the invalidation connection's lock was not free within 10 s"
         yield release
     finally:
         release.set()
-        del store.invalidate
+        holder.join(10)
 
 
 @contextlib.contextmanager
@@ -127,3 +130,67 @@ def writer_main(host: str, port: int, prefix: str, start: Any, count: int, perio
 def spawn() -> Any:
     """The spawn context: children build their own clients."""
     return multiprocessing.get_context("spawn")
+
+
+# -- the staleness measurement with a reader that never sleeps -------------------------------------------------
+
+#: the value the writer sets last: the busy reader stops when it reads it
+END = -2
+
+
+def busy_reader_main(host: str, port: int, prefix: str, ready: Any, start: Any, out: Any) -> None:
+    """Read the counter key in a tight loop (no sleep: a CPU-bound handler) until END; report every change seen.
+
+    Each change is ``[value, first read of it ended, that read started, last read of it started]``.
+    """
+    h = local_handler(host, port, prefix, local_cache=LocalCache(max_staleness=0.5))
+    warm(h, "counter")
+    ready.release()
+    start.wait(60)
+    get, clock = h.get, time.monotonic
+    deadline = clock() + 60
+    runs: list[list[Any]] = []
+    previous: Any = object()
+    t0 = last = clock()
+    while True:
+        t0 = clock()
+        got = get("counter")
+        if got != previous:
+            t1 = clock()
+            if runs:
+                runs[-1][3] = last
+            runs.append([got, t1, t0, t0])
+            previous = got
+            if got == END or t1 > deadline:
+                break
+        last = t0
+    assert h.local is not None
+    out.put((runs, h.local.stats.hits))
+    h.close()
+
+
+def versions_writer_main(host: str, port: int, prefix: str, start: Any, count: int, clears: int, period: float,
+                         out: Any) -> None:
+    """Write 0..count-1 every *period* seconds, then *clears* times a new version followed by clear(); then END.
+
+    Reports when each write and each clear was acknowledged.
+    """
+    h = ValkeyCache(host=host, port=port, prefix=prefix)
+    writes: list[float] = []
+    cleared: list[tuple[float, float]] = []  # (the set before the clear acknowledged, the clear acknowledged)
+    pace = threading.Event()
+    start.wait(60)
+    for i in range(count):
+        assert h.set("counter", i, 120)
+        writes.append(time.monotonic())
+        pace.wait(period)  # a steady write rate, not a synchronisation
+    for j in range(clears):
+        assert h.set("counter", count + j, 120)
+        set_at = time.monotonic()
+        pace.wait(period)
+        assert h.clear() == 1
+        cleared.append((set_at, time.monotonic()))
+        pace.wait(period)
+    h.set("counter", END, 120)
+    out.put((writes, cleared))
+    h.close()

@@ -1,7 +1,8 @@
 """Benchmarks of the local cache, paired like test_benchmarks.py (A, B, B, A blocks in the same test).
 
-- a hot-key get served by the local cache, against a server get through the same handler without it, and against
-  RedisCache (``local_get``);
+- a hot-key get served by the local cache (its look at the invalidation connection included), against a server get
+  through the same handler without it, against RedisCache and against Emmett's in-process RamCache (``local_get``);
+- get_many of 100 keys all held locally, against a server get_many of them (``local_get_many``);
 - a miss with the local cache (GET and PTTL, nothing stored) against a miss without it (``local_miss``);
 - a mixed workload, 90% reads over a skewed key set and 10% writes, with the local cache against without
   (``local_mixed``; the figure is a speed-up in operations per second).
@@ -18,13 +19,15 @@ from typing import Any
 
 import pytest
 import valkey
+from emmett_core.cache.handlers import RamCache
 from emmett_valkey import LocalCache, ValkeyCache
 
 from certification.session import ServerInfo
 from certification.support import make_handler, scan_delete
 from certification.support_bench import Sizes, paired, parsers
-from certification.support_local import warm
-from certification.test_benchmarks import CHECK, FULL, VALUES
+from certification.support_faults import poll
+from certification.support_local import cached_locally, warm
+from certification.test_benchmarks import BATCH, CHECK, FULL, VALUES
 
 pytestmark = pytest.mark.benchmark
 
@@ -69,20 +72,41 @@ def _describe(benchmark: Any, op: str, group: str, sizes: Sizes, **extra: Any) -
 
 @pytest.mark.parametrize("case", ["int", "100B", "10KB"])
 def test_local_hot_get(benchmark: Any, trio: Trio, case: str, sizes: Sizes) -> None:
-    """A hot key served by the local cache returns the stored value; paired with a server get and RedisCache."""
+    """A hot key served by the local cache returns the stored value; paired with a server get, RedisCache, RamCache."""
     value = VALUES[case]
     trio.local.set("hot", value, 300)
     assert warm(trio.local, "hot") == value
+    ram = RamCache(prefix=trio.local.prefix)
+    ram.set("hot", value, 300)
     hits = trio.local.local.stats.hits  # type: ignore[union-attr]
 
     def ours() -> Any:
         return trio.local.get("hot")
 
     pairs = {"vs_server_get": paired(ours, lambda: trio.plain.get("hot"), sizes),
-             "vs_baseline": paired(ours, lambda: trio.baseline.get("hot"), sizes)}
+             "vs_baseline": paired(ours, lambda: trio.baseline.get("hot"), sizes),
+             "vs_ramcache": paired(ours, lambda: ram.get("hot"), sizes)}
     assert trio.local.local.stats.hits > hits  # type: ignore[union-attr]  # the local cache served them
     _describe(benchmark, "local_get", f"local-get-{case}", sizes, paired=pairs)
     assert benchmark(ours) == value
+
+
+def test_local_get_many(benchmark: Any, trio: Trio, sizes: Sizes) -> None:
+    """get_many of 100 keys held locally returns them all from this process; paired with a server get_many."""
+    keys = [f"g{i}" for i in range(BATCH)]
+    expected = {k: i for i, k in enumerate(keys)}
+    trio.local.set_many(expected, 300)
+    poll(lambda: trio.local.get_many(keys) == expected and all(cached_locally(trio.local, k) for k in keys), 5,
+         interval=0.005)
+    hits = trio.local.local.stats.hits  # type: ignore[union-attr]
+
+    def ours() -> Any:
+        return trio.local.get_many(keys)
+
+    pairs = {"vs_server_get_many": paired(ours, lambda: trio.plain.get_many(keys), sizes)}
+    assert trio.local.local.stats.hits >= hits + BATCH  # type: ignore[union-attr]  # served locally
+    _describe(benchmark, "local_get_many", "local-get-many-100", sizes, paired=pairs)
+    assert benchmark(ours) == expected
 
 
 def test_local_miss(benchmark: Any, trio: Trio, sizes: Sizes) -> None:

@@ -6,25 +6,26 @@ and an async method; connections live in :mod:`.connections`, encoding and the h
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, Literal, TypeVar
 
 from emmett_core.cache.handlers import CacheHandler
 
-from .aio import AsyncIO, StreamIO
+from .aio import AsyncIO
 from .cluster_io import ClusterAsyncIO, ClusterSyncIO
 from .codec import MISSING, Codec
 from .config import settings_from_env
 from .connections import Connections, Settings, SyncIO
 from .durations import check_seconds, to_milliseconds
 from .keys import check_key, glob_escape
-from .local import Local, LocalCache
+from .local import LocalCache, Off
 from .local import resolve as resolve_local
+from .local_io import TrackedAsyncIO, TrackedSyncIO
 from .operations import TRANSIENT_ERRORS, WRITE_ERRORS, Compute, Neutral, Operation, arun, command, operation, run
 from .routes import AsyncRouteCacheRule
 from .serializers import EmmettPickleSerializer, Serializer
 from .stats import Stats
+from .tracking import Local
 
 T = TypeVar("T")
 OnError = Literal["raise", "miss"]
@@ -116,13 +117,12 @@ class ValkeyCache(CacheHandler):
             pool_kwargs=pool_kwargs, cluster=cluster, startup_nodes=startup_nodes,
             read_from_replicas=read_from_replicas,
         ))
-        self._io = (ClusterSyncIO if cluster else SyncIO)(self.connections)
-        self._aio: AsyncIO = (ClusterAsyncIO if cluster else StreamIO)(self.connections)
-        #: the local cache in front of the server (docs/caching.md, "Local cache"), or None when off
-        self.local: Local | None = None
-        if local_config is not None:
-            self.local = Local(local_config, prefix, self.codec.serializer.loads,
-                               self.connections.standalone_connection)
+        self._io: SyncIO = (ClusterSyncIO if cluster else TrackedSyncIO)(self.connections)
+        self._aio: AsyncIO = (ClusterAsyncIO if cluster else TrackedAsyncIO)(self.connections)
+        #: the local cache in front of the server (docs/caching.md, "Local cache"), on or off: same methods
+        self._local: Off = Off() if local_config is None else Local(
+            local_config, prefix, self.codec.serializer.loads, self.connections.standalone_connection,
+            self.stats_counters)
 
     # -- construction and connections ---------------------------------------------------------------------------
 
@@ -154,6 +154,11 @@ class ValkeyCache(CacheHandler):
         return self.codec.max_value_size
 
     @property
+    def local(self) -> Local | None:
+        """The local cache (its ``stats``, ``wait_active``), or None when it is off."""
+        return self._local if isinstance(self._local, Local) else None
+
+    @property
     def client(self) -> Any:
         """The calling thread's valkey-py client (see :class:`~.connections.Connections`)."""
         return self.connections.client
@@ -165,8 +170,7 @@ class ValkeyCache(CacheHandler):
 
     def close(self) -> None:
         """Close this process's synchronous connections and local cache (the handler reconnects on next use)."""
-        if self.local is not None:
-            self.local.stop()
+        self._local.stop()
         self.connections.close()
 
     async def aclose(self) -> None:
@@ -186,47 +190,12 @@ class ValkeyCache(CacheHandler):
 
     # -- the operations, written once -----------------------------------------------------------------------------
 
-    def _local_hit(self, name: str) -> Any:
-        """Return the local cache's value of *name* (a counted hit) or MISSING; start the invalidation thread."""
-        local = self.local
-        if local is None:
-            return MISSING
-        if local.thread is None:
-            local.start()
-        value = local.store.lookup(name)
-        if value is not MISSING:
-            self.stats_counters.hits += 1
-        return value
-
-    def _forget(self, names: Iterable[str] | None) -> None:
-        """Evict what this process just wrote (None: everything), before the server's invalidation arrives."""
-        local = self.local
-        if local is not None:
-            if names is None:
-                local.store.empty()
-            else:
-                local.store.invalidate(list(names))
-
     @operation(Neutral(MISSING, TRANSIENT_ERRORS, read=True))
     def _get(self, key: str, looked: bool = False) -> Operation[Any]:
         name = self._name(key)
-        local = self.local
-        if local is None:
-            return self.codec.decode(name, (yield command("get", name)))
-        if not looked and (value := self._local_hit(name)) is not MISSING:
+        if not looked and (value := self._local.hit(name)) is not MISSING:
             return value
-        token = local.store.begin(name)
-        if token is None:
-            return self.codec.decode(name, (yield command("get", name)))
-        try:
-            started = time.monotonic()
-            raw, pttl = yield command("get_pttl", name)
-            value = self.codec.decode(name, raw)
-            if value is not MISSING:
-                local.store.put(name, token, value, raw, started, pttl)
-            return value
-        finally:
-            local.store.end(name, token)
+        return (yield from self._local.read(name, self.codec))
 
     @operation(Neutral(False, WRITE_ERRORS))
     def _set(self, key: str, value: Any, duration: Duration) -> Operation[bool]:
@@ -235,7 +204,7 @@ class ValkeyCache(CacheHandler):
         try:
             yield command("set", name, self.codec.encode(name, value), ms)
         finally:
-            self._forget((name,))
+            self._local.forget((name,))
         self.stats_counters.sets += 1
         return True
 
@@ -251,8 +220,10 @@ class ValkeyCache(CacheHandler):
         try:
             return (yield from self._clear_server(key))
         finally:
-            single = isinstance(key, str) and "*" not in key
-            self._forget([self._prefix + str(key)] if single else None)
+            if isinstance(key, str) and "*" not in key:
+                self._local.forget((self._prefix + key,))
+            else:
+                self._local.forget_all()
 
     def _clear_server(self, key: str | None) -> Operation[int]:
         if key is not None and "*" not in check_key(key):
@@ -272,7 +243,10 @@ class ValkeyCache(CacheHandler):
     def _get_many(self, keys: list[str]) -> Operation[dict[str, Any]]:
         if not keys:
             return {}
-        return self.codec.decode_many(keys, (yield command("mget", [self._prefix + k for k in keys])))
+        found, rest = self._local.hits(keys)
+        if rest:
+            found.update((yield from self._local.read_many(rest, [self._prefix + k for k in rest], self.codec)))
+        return found
 
     @operation(Neutral(False, WRITE_ERRORS))
     def _set_many(self, mapping: Mapping[str, Any], duration: Duration) -> Operation[bool]:
@@ -284,7 +258,7 @@ class ValkeyCache(CacheHandler):
             try:
                 yield command("set_all", items, ms)
             finally:
-                self._forget(name for name, _ in items)
+                self._local.forget(name for name, _ in items)
             self.stats_counters.sets += len(items)
         return True
 
@@ -296,7 +270,7 @@ class ValkeyCache(CacheHandler):
         try:
             deleted: int = yield command("unlink", names)
         finally:
-            self._forget(names)
+            self._local.forget(names)
         self.stats_counters.deletes += deleted
         return deleted
 
@@ -310,7 +284,7 @@ class ValkeyCache(CacheHandler):
             if pttl == -1:  # created by this INCRBY (a cache entry always has a TTL): give it one
                 yield command("pexpire", name, ms)
         finally:
-            self._forget((name,))
+            self._local.forget((name,))
         return int(value)
 
     def _ttl(self, key: str) -> Operation[float | None]:
@@ -326,23 +300,15 @@ class ValkeyCache(CacheHandler):
         try:
             return bool((yield command("pexpire", name, self._ms(duration))))
         finally:
-            self._forget((name,))
+            self._local.forget((name,))
 
     # -- the synchronous API --------------------------------------------------------------------------------------
 
     def get(self, key: str) -> Any:
         """Return the cached value, or None on a miss (use ``get_many`` or ``get_or_set`` to tell them apart)."""
-        local = self.local
-        if local is not None:
-            if local.thread is None:
-                local.start()
-            value = local.store.lookup(self._prefix + check_key(key))
-            if value is MISSING:
-                value = run(self._io, self._get(key, True))
-            else:
-                self.stats_counters.hits += 1
-            return None if value is MISSING else value
-        value = run(self._io, self._get(key))
+        value = self._local.hit(self._prefix + check_key(key))
+        if value is MISSING:
+            value = run(self._io, self._get(key, True))
         return None if value is MISSING else value
 
     def set(self, key: str, value: Any, duration: Duration = "default") -> bool:
@@ -414,12 +380,9 @@ class ValkeyCache(CacheHandler):
 
     async def aget(self, key: str) -> Any:
         """Async :meth:`get`."""
-        if self.local is not None:
-            value = self._local_hit(self._name(key))
-            if value is MISSING:
-                value = await arun(self._aio, self._get(key, True))
-            return None if value is MISSING else value
-        value = await arun(self._aio, self._get(key))
+        value = self._local.hit(self._prefix + check_key(key))
+        if value is MISSING:
+            value = await arun(self._aio, self._get(key, True))
         return None if value is MISSING else value
 
     async def aset(self, key: str, value: Any, duration: Duration = "default") -> bool:

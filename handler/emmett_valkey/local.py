@@ -1,15 +1,18 @@
-"""The local cache: hot entries kept in process memory, evicted when the server says they changed.
+"""The local cache's configuration and store: hot entries kept in process memory, evicted when the server says so.
 
-One invalidation connection per process asks the server to broadcast every change under the handler's prefix to
-itself (``CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX <prefix>``, then ``SUBSCRIBE
-__redis__:invalidate``, RESP2): a write, delete, expiry or eviction by any client, or a flush, reaches it as a
-message, and a background thread evicts those keys. The data connections are not touched.
+The invalidation connection that keeps the store true is :mod:`.tracking`'s. One per process asks the server to
+broadcast every change under the handler's prefix to itself (``CLIENT TRACKING ON REDIRECT <its own id> BCAST PREFIX
+<prefix>``, then ``SUBSCRIBE __redis__:invalidate``, RESP2): a write, delete, expiry or eviction by any client, or a
+flush, reaches it as a message. The data connections are not touched.
 
 The rules (each pinned by ``certification/test_local_cache.py``):
 
 - a read in flight when an invalidation of its key arrives does not store what it read (:meth:`Store.begin` leaves a
   token that an invalidation removes; :meth:`Store.put` stores only while the token is still there);
 - an entry is not served after its server TTL (its deadline comes from the PTTL read with the value);
+- the read path itself reads what is pending on that connection (at most every :data:`CHECK_EVERY` seconds) before it
+  serves a hit, so a reader that never gives up the GIL sees a change as soon as the server has sent it; a thread
+  reads it for readers that do;
 - the thread PINGs through the connection; an entry is served only while the last PONG answers a PING sent less than
   ``max_staleness`` ago, so a change is never missed for longer than that; a lost connection empties the store and
   the cache reads the server until the connection is back;
@@ -19,27 +22,22 @@ The rules (each pinned by ``certification/test_local_cache.py``):
 
 from __future__ import annotations
 
-import logging
-import os
 import threading
 import time
-import weakref
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .codec import MISSING
-
-log = logging.getLogger("emmett_valkey")
+from .codec import MISSING, Codec
+from .operations import Operation, command
 
 #: values of these types cannot be changed by a caller: stored as they are, served without decoding
 IMMUTABLE = frozenset((int, float, bool, str, bytes, type(None)))
 #: bytes counted per entry beyond its name and payload (dict slot, entry object)
 ENTRY_OVERHEAD = 120
-CHANNEL = "__redis__:invalidate"
-
-
+#: seconds between two looks of the read path at the invalidation connection (a hit in between costs no syscall)
+CHECK_EVERY = 0.00025
 
 @dataclass(frozen=True)
 class LocalCache:
@@ -107,21 +105,18 @@ class Store:
         self.size = 0
         self.active = False  # the invalidation connection is up: entries may be stored and served
         self.fresh_since = 0.0  # when the PING of the last PONG was sent: changes before it have been seen
+        self.stale_at = 0.0  # fresh_since + max_staleness: from then on nothing is served or stored
 
     # -- readers ---------------------------------------------------------------------------------------------
 
-    def lookup(self, name: str) -> Any:
-        """Return the value of *name* if stored, fresh and within its TTL; MISSING otherwise.
+    def lookup(self, name: str, now: float) -> Any:
+        """Return the value of *name* if stored and within its TTL at *now*; MISSING otherwise.
 
         No lock on this path: each dict operation is atomic, and an entry read just before its invalidation is
-        served as if the read came first (it did).
+        served as if the read came first (it did). Freshness (:attr:`stale_at`) is the caller's to check.
         """
         entry = self.entries.get(name)
         if entry is None:
-            return MISSING
-        now = time.monotonic()
-        if now - self.fresh_since > self.config.max_staleness:  # the connection is silent: trust nothing
-            self.empty()
             return MISSING
         if now >= entry.deadline:
             with self.lock:
@@ -157,7 +152,7 @@ class Store:
         if size > self.config.max_bytes:
             return
         with self.lock:
-            if self.pending.get(name) is not token or not self.active:
+            if self.pending.get(name) is not token or not self.active or time.monotonic() >= self.stale_at:
                 self.stats.raced += 1
                 return
             del self.pending[name]
@@ -193,7 +188,7 @@ class Store:
         """Serve and store entries: the connection sees every change made after *since*."""
         with self.lock:
             self._empty()
-            self.fresh_since = since
+            self.heard(since)
             self.active = True
             self.stats.connected += 1
 
@@ -206,6 +201,7 @@ class Store:
     def heard(self, since: float) -> None:
         """Record a PONG to a PING sent at *since*: every change before it has been seen."""
         self.fresh_since = since
+        self.stale_at = since + self.config.max_staleness
 
     def _drop(self, name: str) -> None:
         entry = self.entries.pop(name, None)
@@ -219,127 +215,33 @@ class Store:
         self.stats.emptied += 1
 
 
-class Local:
-    """A handler's local cache in this process: the store and the thread that keeps it true."""
+class Off:
+    """The local cache when it is off: nothing is served, stored or evicted; reads are plain GET and MGET."""
 
-    def __init__(self, config: LocalCache, prefix: str, loads: Callable[[bytes], Any],
-                 connect: Callable[[], Any]) -> None:
-        self.config, self.prefix, self.loads, self.connect = config, prefix, loads, connect
-        self.stats = LocalStats()
-        self._reset()
-        _instances.add(self)
+    def hit(self, name: str) -> Any:
+        """MISSING: nothing is stored."""
+        return MISSING
 
-    def _reset(self) -> None:
-        self.store = Store(self.config, self.loads, self.stats)
-        self.lock = threading.Lock()
-        self.thread: threading.Thread | None = None
-        self.stopping = threading.Event()
-        self.client_id: int | None = None  # the invalidation connection's CLIENT ID while it is up
-        self.pid = os.getpid()
+    def hits(self, keys: list[str]) -> tuple[dict[str, Any], list[str]]:
+        """Nothing found; every key is still to read."""
+        return {}, keys
 
-    def start(self) -> None:
-        """Start the invalidation thread if it is not running (entries are served once it is connected)."""
-        if self.thread is not None:
-            return
-        with self.lock:
-            if self.thread is None:
-                self.stopping = threading.Event()
-                self.thread = threading.Thread(target=self._run, args=(self.stopping,),
-                                               name="emmett-valkey-invalidation", daemon=True)
-                self.thread.start()
+    def read(self, name: str, codec: Codec) -> Operation[Any]:
+        """Read *name* from the server (GET)."""
+        return codec.decode(name, (yield command("get", name)))
 
-    def wait_active(self, timeout: float) -> bool:
-        """Start the thread and wait until the cache serves entries (for tests and warm-ups)."""
-        self.start()
-        deadline = time.monotonic() + timeout
-        while not self.store.active:
-            if time.monotonic() > deadline:
-                return False
-            self.stopping.wait(0.005)
-        return True
+    def read_many(self, keys: list[str], names: list[str], codec: Codec) -> Operation[dict[str, Any]]:
+        """Read *names* (the prefixed *keys*) from the server in one MGET."""
+        return codec.decode_many(keys, (yield command("mget", names)))
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Nothing to evict."""
+
+    def forget_all(self) -> None:
+        """Nothing to evict."""
 
     def stop(self) -> None:
-        """Stop the thread and empty the store (:meth:`start` begins again)."""
-        thread, stopping = self.thread, self.stopping
-        stopping.set()
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=5)
-        self.thread = None
-        self.store.down()
-
-    # -- the thread ------------------------------------------------------------------------------------------
-
-    def _run(self, stopping: threading.Event) -> None:
-        failures = 0
-        while not stopping.is_set():
-            conn = None
-            try:
-                conn = self.connect()
-                self._serve(conn, stopping)
-                failures = 0
-            except Exception as exc:  # lost, refused or silent: empty, then connect again
-                failures += 1
-                if self.store.active or failures == 1:
-                    log.warning("emmett_valkey: local cache bypassed, invalidation connection lost: %r", exc)
-            finally:
-                self.store.down()
-                self.client_id = None
-                if conn is not None:
-                    conn.disconnect()
-            stopping.wait(min(0.01 * 2 ** min(failures, 7), 1.0))
-
-    def _serve(self, conn: Any, stopping: threading.Event) -> None:
-        since = time.monotonic()
-        conn.send_command("CLIENT", "ID")
-        client_id = int(conn.read_response())
-        tracking: list[Any] = ["CLIENT", "TRACKING", "ON", "REDIRECT", client_id, "BCAST"]
-        if self.prefix:
-            tracking += ["PREFIX", self.prefix]
-        conn.send_command(*tracking)
-        conn.read_response()
-        conn.send_command("SUBSCRIBE", CHANNEL)
-        conn.read_response()
-        self.client_id = client_id
-        self.store.up(since)
-        interval, limit = self.config.ping_interval, self.config.max_staleness
-        ping_at: float | None = None  # when the PING in flight was sent
-        next_ping = time.monotonic() + interval
-        while not stopping.is_set():
-            now = time.monotonic()
-            if ping_at is None and now >= next_ping:
-                ping_at = now
-                conn.send_command("PING")
-            elif ping_at is not None and now - ping_at > limit:
-                raise TimeoutError(f"no PONG through the invalidation connection within {limit} s")
-            wait = (next_ping - now) if ping_at is None else (ping_at + limit - now)
-            if conn.can_read(timeout=max(min(wait, interval), 0.001)) and self._handle(conn.read_response()):
-                if ping_at is not None:
-                    self.store.heard(ping_at)
-                    next_ping = ping_at + interval
-                    ping_at = None
-
-    def _handle(self, message: Any) -> bool:
-        """Apply one message of the connection; True for a PONG."""
-        kind = message[0]
-        if kind == b"message":
-            names = message[2]
-            if names is None:  # a flush
-                self.store.empty()
-            else:
-                self.store.invalidate([n.decode() if isinstance(n, bytes) else n for n in names])
-        return bool(kind == b"pong")
-
-
-_instances: weakref.WeakSet[Local] = weakref.WeakSet()
-
-
-def _fresh_after_fork() -> None:
-    # the parent's thread and socket are not the child's: start empty, connect on first use
-    for local in list(_instances):
-        local._reset()
-
-
-os.register_at_fork(after_in_child=_fresh_after_fork)
+        """Nothing to stop."""
 
 
 def resolve(local_cache: bool | LocalCache | None) -> LocalCache | None:

@@ -5,7 +5,7 @@ Plain JSON processing: nothing here imports Emmett, the handler or a client libr
 
 - ``role``: ``ours`` (ValkeyCache), ``raw`` (valkey-py doing the same work), ``baseline`` (RedisCache), ``control``;
 - ``op``: ``get``, ``set``, ``get_many``, ``set_many``, ``clear``, ``async_concurrency``, ``get_or_set_loop``,
-  ``local_get``, ``local_miss``, ``local_mixed`` (the local cache), and on a cluster
+  ``local_get``, ``local_get_many``, ``local_miss``, ``local_mixed`` (the local cache), and on a cluster
   (``certification/test_cluster_benchmarks.py``) ``cluster_get``, ``cluster_set``, ``cluster_get_many``;
 - ``paired``: ``{name: {"median", "q1", "q3", "rounds", ...}}``, each the time ratio *a*/*b* over rounds of
   A, B, B, A blocks, *a* being the benchmarked callable (below 1: *a* is faster);
@@ -39,9 +39,11 @@ from .targets import (
     CLUSTER_OURS_VS_RAW,
     CONTROL,
     GET_MANY_SPEEDUP,
+    LOCAL_GET_MANY_SPEEDUP,
     LOCAL_HIT_SPEEDUP,
     LOCAL_MISS_VS_PLAIN,
     LOCAL_VS_BASELINE,
+    LOCAL_VS_RAMCACHE,
     MS,
     OURS_VS_BASELINE,
     OURS_VS_RAW,
@@ -106,6 +108,9 @@ FIGURES: dict[str, Figure] = {
         Figure("control", "control pair (identical clients)", RATIO, CONTROL),
         Figure("local_hit_speedup", "local cache hit speed-up (server get / local hit)", SPEEDUP, LOCAL_HIT_SPEEDUP),
         Figure("local_vs_baseline", "ours with local cache / RedisCache", RATIO, LOCAL_VS_BASELINE),
+        Figure("local_vs_ramcache", "local cache hit / RamCache.get", RATIO, LOCAL_VS_RAMCACHE),
+        Figure("local_get_many_speedup", "get_many of 100 local hits speed-up (server get_many / local)", SPEEDUP,
+               LOCAL_GET_MANY_SPEEDUP),
         Figure("local_miss_vs_plain", "miss: local cache on / off", RATIO, LOCAL_MISS_VS_PLAIN),
         Figure("local_mixed_speedup", "mixed 90% reads: ops/s with / without local cache", SPEEDUP),
         Figure("ours_vs_baseline_unpaired", "ours / RedisCache (unpaired)", RATIO),
@@ -305,6 +310,9 @@ def ratios(doc: Mapping[str, Any], server: str | None = None) -> list[Ratio]:
         if op == "local_get":
             out.paired("local_hit_speedup", case, pairs.get("vs_server_get"), invert=True)
             out.paired("local_vs_baseline", case, pairs.get("vs_baseline"))
+            out.paired("local_vs_ramcache", case, pairs.get("vs_ramcache"))
+        if op == "local_get_many":
+            out.paired("local_get_many_speedup", case, pairs.get("vs_server_get_many"), invert=True)
         if op == "local_miss":
             out.paired("local_miss_vs_plain", case, pairs.get("vs_without"))
         if op == "local_mixed":
