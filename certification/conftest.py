@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import valkey
 from emmett_valkey_matrix.contract import HANDLERS, SUITE_MARKERS, SUITES
+from emmett_valkey_matrix.run_id import RunId, Topology
 from emmett_valkey_matrix.toml import read_toml
 
 from certification.results import ResultsWriter, write_not_run
@@ -62,10 +63,8 @@ def pytest_configure(config: pytest.Config) -> None:
     pool = ServerPool()
     config.stash[POOL] = pool
     if config.option.collectonly or config.option.help:
-        from emmett_valkey_matrix.contract import split_id
-
         ids = requested_ids(config)
-        pool.infos = {i: ServerInfo(i, "", "", 0, {}, topology=split_id(i)[1]) for i in ids}
+        pool.infos = {i: ServerInfo(i, "", "", 0, {}, topology=RunId.read(i).topology.value) for i in ids}
         return
     results_dir = Path(config.getoption("results_dir"))
     try:
@@ -187,10 +186,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         server = params.get("server", "*")  # "*": a test that needs no server counts for every server of the run
         item.user_properties.extend([("suite", suite), ("handler", handler), ("server", server)])
         name = getattr(item, "originalname", item.name)
-        topology = info.topology if info is not None else "standalone"
+        topology = info.topology if info is not None else Topology.STANDALONE.value
         for dev_id, dev in deviations.items():
             if (name in dev["tests"] and handler == dev["handler"] and server in dev.get("servers", [server])
-                    and topology in dev.get("topologies", ["standalone"])):
+                    and topology in dev.get("topologies", [Topology.STANDALONE.value])):
                 item.user_properties.append(("deviation", dev_id))
                 reason = f"known deviation {dev_id}: {dev['explanation']}"
                 item.add_marker(pytest.mark.xfail(strict=True, reason=reason))

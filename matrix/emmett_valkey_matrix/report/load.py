@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 
 from ..catalogue import Entry, in_line
-from ..contract import split_id
+from ..run_id import RunId
 from .model import DISTRIBUTION, RESULTS_SCHEMA
 from .resources import package_text
 from .topology import topology_problem
@@ -91,7 +91,8 @@ def check_result(
             "stale",
             f"written by {DISTRIBUTION} {handler['version']}; the installed version is {handler_version}",
         )
-    base_id, topology = split_id(doc["server_id"])
+    run_id = RunId.read(doc["server_id"])
+    base_id, topology = run_id.base, run_id.topology
     server = servers.get(base_id)
     if server is None:
         of = "" if base_id == doc["server_id"] else f" (a {topology} of {base_id!r})"
