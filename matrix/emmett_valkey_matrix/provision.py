@@ -86,31 +86,6 @@ class Resolved:
             return self._connect(options)
         return self.identify(LocalServer(self.binary, options, workdir, port=port).start())
 
-    def run(self, *, workdir: Path) -> Any:
-        """Run what the id names: one server, or a cluster for ``<id>-cluster``.
-
-        One server as :meth:`start` does; for ``<id>-cluster`` a cluster of 3 primaries and 3 replicas of the
-        binary (:func:`~emmett_valkey_matrix.cluster.start_cluster`), or a connection to the cluster someone else
-        runs (``CERTIFY_<ID>_CLUSTER_URL``, every node identified by INFO).
-
-        The result has ``host``, ``port``, ``url``, ``provenance`` and ``stop()``; a cluster also ``startup_nodes``.
-        """
-        if self.run_id.standalone:
-            return self.start(workdir=workdir)
-        if self.binary is not None:
-            from .cluster import start_cluster
-
-            return start_cluster(self, workdir)
-        from .cluster_external import connect_cluster
-
-        assert self.url is not None
-        server = ExternalServer.from_url(self.url)
-        found, tls = _identify_url(server)
-        check(self.entry, found, self.describe(), self.exact)
-        base = self._provenance(found, tls, binary=None, binary_sha256=None, url=_redact(self.url), options=[],
-                                started_at=_now())
-        return connect_cluster(server, self.entry, self.describe(), base)
-
     def identify(self, server: LocalServerT) -> LocalServerT:
         """Identify a server started from this binary by INFO, check it against the id, record its provenance.
 
@@ -150,7 +125,14 @@ class Resolved:
     def _connect(self, options: ServerOptions) -> ExternalServer:
         if options != ServerOptions():
             raise NotSupported(f"{self.describe()} is an external server; it cannot be started with {options}")
-        url = compose.start_service(self.entry) if self.compose else self.url
+        return self.connect(compose.start_service(self.entry) if self.compose else None)
+
+    def connect(self, url: str | None = None) -> ExternalServer:
+        """Connect to ``url`` (default: the user's URL), identify it from INFO, check it, record its provenance.
+
+        For a cluster someone else runs this is its seed node (:func:`~emmett_valkey_matrix.running.run`).
+        """
+        url = url or self.url
         assert url is not None
         server = ExternalServer.from_url(url)
         found, tls = _identify_url(server)
@@ -177,8 +159,8 @@ def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
     """Find a server for ``server_id`` here (see module docstring); fetches into the cache if ``fetch``.
 
     ``<id>-cluster`` (see :class:`~emmett_valkey_matrix.run_id.RunId`) finds the same binary as ``<id>``, to
-    run as a cluster (:meth:`Resolved.run`); its user URL is ``CERTIFY_<ID>_CLUSTER_URL``, a seed node of a
-    cluster someone else runs (``CERTIFY_<ID>_URL``, a single server, is not used for it).
+    run as a cluster (:func:`~emmett_valkey_matrix.running.run`); its user URL is ``CERTIFY_<ID>_CLUSTER_URL``, a
+    seed node of a cluster someone else runs (``CERTIFY_<ID>_URL``, a single server, is not used for it).
 
     Raises :class:`~emmett_valkey_matrix.run_id.UnknownRunId` (a ``ValueError`` and a ``KeyError``) naming the known
     ids, :class:`NotAvailable` listing why each source failed and every way to provide one, or

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from emmett_valkey_matrix.catalogue import load_catalogue
 from emmett_valkey_matrix.run_id import TOPOLOGIES, RunId, Topology, UnknownRunId
 
