@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import valkey
 from emmett_valkey_matrix.contract import HANDLERS, SUITE_MARKERS, SUITES
+from emmett_valkey_matrix.results import REFUSED, RESULTS_DIR
 from emmett_valkey_matrix.run_id import RunId, Topology
 from emmett_valkey_matrix.toml import read_toml
 
@@ -33,7 +34,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("emmett-valkey certification")
     group.addoption("--server", action="append", default=[],
                     help="catalogue id to certify (repeatable, or comma separated); default: valkey91 (embedded)")
-    group.addoption("--results-dir", default=os.environ.get("CERTIFY_RESULTS_DIR", str(ROOT / "reports" / "results")),
+    group.addoption("--results-dir", default=os.environ.get("CERTIFY_RESULTS_DIR", str(ROOT / RESULTS_DIR)),
                     help="where result files are written (default: reports/results)")
     group.addoption("--no-results", action="store_true", help="do not write result files")
 
@@ -79,7 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
         pool.stop()
         server_id = str(pool.starting)
         if not config.getoption("no_results"):
-            write_not_run(results_dir, server_id, f"refused: {exc}", status="refused")
+            write_not_run(results_dir, server_id, f"refused: {exc}", status=REFUSED)
         pytest.exit(f"refused to certify {server_id}: {exc}\n(no certification was written; the refusal is recorded "
                     f"as an attempt beside any earlier one)", returncode=4)
     except BaseException:

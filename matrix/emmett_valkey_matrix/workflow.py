@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .catalogue import Entry, load_catalogue
+from .results import RESULTS_DIR as RESULTS_PATH
 from .run_id import TOPOLOGIES, RunId, Topology
 from .sources.compose import COMPOSE_FILE, compose_url, up_argv
 from .sources.user import env_name
@@ -39,7 +40,7 @@ CONTAINER = "python:3.11-bookworm"
 PYTHON = "3.11"
 BUILD_KINDS = frozenset({"sdist", "tarball"})  # sources that compile the server: minutes, and a toolchain
 MIGRATION_ENV = "migration"
-RESULTS_DIR = "reports/results"
+RESULTS_DIR = str(RESULTS_PATH)  # as the workflow text names it
 ARTIFACT_PREFIX = "results-"
 TIMEOUT_MIN = 45
 # Actions on the node24 runtime (actionlint flags the node20 majors, v4 of checkout, cache and the artifact actions)

@@ -8,6 +8,7 @@ from typing import Any
 
 from ..catalogue import Entry, load_catalogue
 from ..migration import MIGRATION_SCHEMA
+from ..results import certifies
 from ..run_id import TOPOLOGIES, RunId, Topology
 from . import benchmark_figures, compare, migration, perf
 from .load import check_result, origin_of, recency_key
@@ -90,7 +91,7 @@ def _attempt(doc: Doc | None) -> Attempt | None:
 
 def _counts(doc: Doc | None, handler: str, suite: str | None = None) -> Counts:
     counts = Counts()
-    if doc is None or doc["status"] != "completed":
+    if doc is None or not certifies(doc["status"]):
         return counts
     for test in doc["tests"]:
         if test["handler"] == handler and (suite is None or test["suite"] == suite):
@@ -186,7 +187,7 @@ def _str(value: object) -> str | None:
 def _column(server: Entry, topology: Topology, doc: Doc | None, attempt: Doc | None = None,
             machine: str | None = None) -> Column:
     ours = _counts(doc, OURS)
-    completed = doc is not None and doc["status"] == "completed"
+    completed = doc is not None and certifies(doc["status"])
     missing = tuple(s for s in SUITES if completed and _counts(doc, OURS, s).total == 0)
     provenance = _provenance(doc) if doc is not None else None
     if provenance is not None:
@@ -231,7 +232,7 @@ def _with_attempt(verdict: Verdict, attempt: Doc | None) -> Verdict:
 
 
 def _cell(column: Column, doc: Doc | None, suite: str, handler: str) -> Cell:
-    if column.status != "completed" or doc is None:
+    if not certifies(column.status) or doc is None:
         return Cell(column.id, "not_run", None)
     counts = _counts(doc, handler, suite)
     explanations = doc.get("deviations") or {}
@@ -334,7 +335,7 @@ def build_report(
         for suite in SUITES
         for handler in HANDLERS
     )
-    completed = [(c.id, chosen[c.id]) for c in columns if c.status == "completed"]
+    completed = [(c.id, chosen[c.id]) for c in columns if certifies(c.status)]
     side_by_side = sorted(completed, key=lambda item: _beside(columns, item[0]))  # each cluster after its server
     bench_docs, bench_inputs = _benchmark_inputs(benchmarks or {}, by_id, [c.id for c in columns])
     bench_runs = benchmark_figures.runs(

@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 
 from ..catalogue import Entry, in_line
+from ..results import certifies
 from ..run_id import RunId
 from .model import DISTRIBUTION, RESULTS_SCHEMA
 from .resources import package_text
@@ -98,7 +99,7 @@ def check_result(
         of = "" if base_id == doc["server_id"] else f" (a {topology} of {base_id!r})"
         return "unknown_server", f"server id {doc['server_id']!r}{of} is not in the catalogue"
     provenance = doc.get("server")
-    if doc["status"] == "completed" and isinstance(provenance, Mapping):
+    if certifies(doc["status"]) and isinstance(provenance, Mapping):
         version = str(provenance.get("version", ""))
         if provenance.get("product") != server.product or not in_line(version, server.line):
             return (

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ..contract import BASELINE, DISTRIBUTION, HANDLERS, OURS, OUTCOMES, RESULTS_SCHEMA, SUITES
+from ..results import ATTEMPT_STATUSES as ATTEMPT_STATUSES
 from ..run_id import Topology
 from ..targets import Target
 
@@ -27,8 +28,6 @@ VERDICT_LABELS = {
     PARTIAL: "partial",
     NOT_RUN: "not run",
 }
-#: result statuses of a run that is not a certification (written to ``<id>.attempt.json``)
-ATTEMPT_STATUSES = ("partial", "not_run", "refused")
 
 
 @dataclass(frozen=True)
