@@ -18,6 +18,8 @@ from typing import Any
 import pytest
 import valkey
 from emmett_valkey_matrix.contract import HANDLERS, SUITE_MARKERS, SUITES
+from emmett_valkey_matrix.results import REFUSED, RESULTS_DIR
+from emmett_valkey_matrix.run_id import RunId, Topology
 from emmett_valkey_matrix.toml import read_toml
 
 from certification.results import ResultsWriter, write_not_run
@@ -32,7 +34,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("emmett-valkey certification")
     group.addoption("--server", action="append", default=[],
                     help="catalogue id to certify (repeatable, or comma separated); default: valkey91 (embedded)")
-    group.addoption("--results-dir", default=os.environ.get("CERTIFY_RESULTS_DIR", str(ROOT / "reports" / "results")),
+    group.addoption("--results-dir", default=os.environ.get("CERTIFY_RESULTS_DIR", str(ROOT / RESULTS_DIR)),
                     help="where result files are written (default: reports/results)")
     group.addoption("--no-results", action="store_true", help="do not write result files")
 
@@ -62,10 +64,8 @@ def pytest_configure(config: pytest.Config) -> None:
     pool = ServerPool()
     config.stash[POOL] = pool
     if config.option.collectonly or config.option.help:
-        from emmett_valkey_matrix.contract import split_id
-
         ids = requested_ids(config)
-        pool.infos = {i: ServerInfo(i, "", "", 0, {}, topology=split_id(i)[1]) for i in ids}
+        pool.infos = {i: ServerInfo(i, "", "", 0, {}, topology=RunId.read(i).topology.value) for i in ids}
         return
     results_dir = Path(config.getoption("results_dir"))
     try:
@@ -80,7 +80,7 @@ def pytest_configure(config: pytest.Config) -> None:
         pool.stop()
         server_id = str(pool.starting)
         if not config.getoption("no_results"):
-            write_not_run(results_dir, server_id, f"refused: {exc}", status="refused")
+            write_not_run(results_dir, server_id, f"refused: {exc}", status=REFUSED)
         pytest.exit(f"refused to certify {server_id}: {exc}\n(no certification was written; the refusal is recorded "
                     f"as an attempt beside any earlier one)", returncode=4)
     except BaseException:
@@ -187,10 +187,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         server = params.get("server", "*")  # "*": a test that needs no server counts for every server of the run
         item.user_properties.extend([("suite", suite), ("handler", handler), ("server", server)])
         name = getattr(item, "originalname", item.name)
-        topology = info.topology if info is not None else "standalone"
+        topology = info.topology if info is not None else Topology.STANDALONE.value
         for dev_id, dev in deviations.items():
             if (name in dev["tests"] and handler == dev["handler"] and server in dev.get("servers", [server])
-                    and topology in dev.get("topologies", ["standalone"])):
+                    and topology in dev.get("topologies", [Topology.STANDALONE.value])):
                 item.user_properties.append(("deviation", dev_id))
                 reason = f"known deviation {dev_id}: {dev['explanation']}"
                 item.add_marker(pytest.mark.xfail(strict=True, reason=reason))

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 from emmett_valkey_matrix.contract import DISTRIBUTION, OUTCOMES, RESULTS_SCHEMA
+from emmett_valkey_matrix.results import COMPLETED, NOT_RUN, PARTIAL, certifies, result_name
 
 CERTIFICATION = Path(__file__).resolve().parent
 PACKAGES = ("emmett-valkey", "valkey", "redis", "emmett", "emmett-core", "libvalkey", "hiredis", "granian", "pytest")
@@ -192,7 +193,7 @@ class ResultsWriter:
                 if t.pop("server") == "*":
                     t["rerun"] = f"tox -e {server_id} -- {shlex.quote(t['nodeid'])}"
             tests.sort(key=lambda t: t["nodeid"])
-            doc = document(server_id, "partial" if why else "completed", "; ".join(why) or None,
+            doc = document(server_id, PARTIAL if why else COMPLETED, "; ".join(why) or None,
                            started_at=self.started_at, duration_s=time.monotonic() - self.t0,
                            server=info.provenance, tests=tests, latency=self.latency.get(server_id, {}),
                            deviations=self.deviations)
@@ -254,8 +255,8 @@ def full_count(config: pytest.Config, server_id: str) -> int | None:
 
 
 def result_path(out_dir: Path, server_id: str, status: str) -> Path:
-    """``<id>.json`` for a completed certification, ``<id>.attempt.json`` for anything less."""
-    return out_dir / (f"{server_id}.json" if status == "completed" else f"{server_id}.attempt.json")
+    """``<id>.json`` for a completed certification, ``<id>.attempt.json`` for anything less (``results.STATUSES``)."""
+    return out_dir / result_name(server_id, status)
 
 
 def write_result(out_dir: Path, doc: dict[str, Any]) -> Path:
@@ -265,8 +266,8 @@ def write_result(out_dir: Path, doc: dict[str, Any]) -> Path:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     tmp.replace(path)
-    if doc["status"] == "completed":
-        result_path(out_dir, doc["server_id"], "attempt").unlink(missing_ok=True)
+    if certifies(doc["status"]):
+        result_path(out_dir, doc["server_id"], PARTIAL).unlink(missing_ok=True)
     return path
 
 
@@ -297,7 +298,7 @@ def document(server_id: str, status: str, reason: str | None, *, started_at: str
     }
 
 
-def write_not_run(out_dir: Path, server_id: str, reason: str, status: str = "not_run") -> Path:
+def write_not_run(out_dir: Path, server_id: str, reason: str, status: str = NOT_RUN) -> Path:
     """Record an attempt that started no certification, and why.
 
     ``not_run``: no source of the server resolves here; ``refused``: the server given is not the one the id names.

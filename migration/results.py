@@ -13,6 +13,7 @@ from typing import Any
 
 from emmett_valkey_matrix.contract import DISTRIBUTION
 from emmett_valkey_matrix.migration import METHODS, MIGRATION_SCHEMA
+from emmett_valkey_matrix.results import COMPLETED, PARTIAL, result_name
 
 from certification.results import _now, environment, package_versions
 from migration.dataset import TTL_TOLERANCE_S
@@ -24,7 +25,7 @@ def write_migration(out_dir: Path, grid: Any, command: list[str]) -> Path:
     doc = {
         "schema": MIGRATION_SCHEMA,
         "handler": {"distribution": DISTRIBUTION, "version": package_versions()[DISTRIBUTION]},
-        "status": "completed" if complete else "partial",
+        "status": COMPLETED if complete else PARTIAL,
         "started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(grid.started)),
         "finished_at": _now(),
         "duration_s": round(time.time() - grid.started, 3),
@@ -39,7 +40,7 @@ def write_migration(out_dir: Path, grid: Any, command: list[str]) -> Path:
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     # a narrower run (-k) never replaces the whole grid: it is kept beside it, and the report refuses it
-    path = out_dir / ("migration.json" if complete else "migration.attempt.json")
+    path = out_dir / result_name("migration", doc["status"])
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     partial.replace(path)

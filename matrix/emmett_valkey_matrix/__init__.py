@@ -1,6 +1,7 @@
-"""The server catalogue, provisioning (sources, binary cache, executor) and the report builder.
+"""The server catalogue, provisioning, running servers and the report builder.
 
-Knows nothing of Emmett. See ``matrix/README.md`` for the contract used by ``certification/``.
+Provisioning (sources, binary cache, identity) finds a binary; :func:`~emmett_valkey_matrix.running.launch` runs what
+a run id names. Knows nothing of Emmett. See ``matrix/README.md`` for the contract used by ``certification/``.
 """
 
 from .catalogue import CatalogueError, Entry, Source, load_catalogue
@@ -8,6 +9,8 @@ from .cluster import ClusterNode, LocalCluster, start_cluster
 from .executor import ExternalServer, LocalServer, NotSupported, ServerOptions, StartError, TLSFiles
 from .identify import IntegrityError
 from .provision import Resolved, resolve
+from .run_id import RunId, Topology
+from .running import Running, launch
 from .sources.base import Binary, NotAvailable
 
 RunningServer = LocalServer | ExternalServer
@@ -24,11 +27,15 @@ __all__ = [
     "NotAvailable",
     "NotSupported",
     "Resolved",
+    "RunId",
+    "Running",
     "RunningServer",
     "ServerOptions",
     "Source",
     "StartError",
     "TLSFiles",
+    "Topology",
+    "launch",
     "load_catalogue",
     "resolve",
     "start_cluster",

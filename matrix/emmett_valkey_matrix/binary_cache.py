@@ -23,7 +23,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from .sources.base import NotAvailable
+from .errors import NotAvailable
 
 MARKER = ".provenance.json"
 LOCK_TIMEOUT_S = 1800.0  # a source build may take minutes; a stuck one is a bug worth surfacing

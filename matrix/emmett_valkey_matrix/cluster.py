@@ -9,9 +9,9 @@ same story (roles, primaries, slots, failures), and every replica's link to its 
 poll against a deadline, never a fixed sleep.
 
 Each node is started from the :class:`~emmett_valkey_matrix.provision.Resolved`'s binary and identified from INFO
-like a single server (:meth:`Resolved.identify`), so a cluster never runs another version than its id claims. Nodes
-are stopped by pid, never by name; a cluster that fails to form stops every node it started, releases their
-ports, and raises :class:`StartError` with the tails of the node logs.
+like a single server (:meth:`Resolved.identify`; this module sees it as a :class:`ClusterBinary`), so a cluster
+never runs another version than its id claims. Nodes are stopped by pid, never by name; a cluster that fails to form
+stops every node it started, releases their ports, and raises :class:`StartError` with the tails of the node logs.
 
 Slots move between primaries the way ``valkey-cli --cluster reshard`` moves them, by commands again
 (:meth:`LocalCluster.move_slots`, or step by step with :meth:`LocalCluster.begin_slot_move` and :class:`SlotMove`),
@@ -27,12 +27,22 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, Protocol, TypeVar
 
 import valkey
 
+from .catalogue import Entry
+from .cluster_nodes import PRIMARY as PRIMARY
+from .cluster_nodes import REPLICA as REPLICA
+from .cluster_nodes import NodeView as NodeView
+from .cluster_nodes import node_record as node_record
+from .cluster_nodes import parse_nodes as parse_nodes
+from .cluster_nodes import slot_range as slot_range
 from .executor import LocalServer, NotSupported, ServerOptions, StartError, StopsOnExit, close
-from .provision import Resolved
+from .run_id import Topology
+from .sources.base import Binary
+
+NodeT = TypeVar("NodeT", bound=LocalServer)
 
 SLOTS = 16384
 FORM_TIMEOUT_S = 60.0  # generous: formation takes a few seconds, more on a busy machine
@@ -47,8 +57,29 @@ CLUSTER_DEFAULTS: tuple[tuple[str, str], ...] = (("repl-diskless-sync-delay", "0
 MIGRATE_TIMEOUT_MS = 10_000  # MIGRATE's own bound on one batch of keys
 MIGRATE_BATCH = 100  # keys per CLUSTER GETKEYSINSLOT / MIGRATE
 
-PRIMARY, REPLICA = "primary", "replica"
 _UNSETTLED_FLAGS = frozenset({"fail", "fail?", "handshake", "noaddr"})
+
+
+class ClusterBinary(Protocol):
+    """What a cluster is started from (a :class:`~emmett_valkey_matrix.provision.Resolved`): a binary of an id."""
+
+    @property
+    def entry(self) -> Entry:
+        """The catalogue entry the binary is of."""
+        ...
+
+    @property
+    def binary(self) -> Binary | None:
+        """The binary every node runs (None for a server someone else runs: no cluster starts from it)."""
+        ...
+
+    def describe(self) -> str:
+        """Where the binary came from, for messages."""
+        ...
+
+    def identify(self, server: NodeT) -> NodeT:
+        """Identify a started node by INFO, check it against the id, record its provenance (stop it if wrong)."""
+        ...
 
 
 class ClusterNode(LocalServer):
@@ -68,37 +99,6 @@ class ClusterNode(LocalServer):
         return self._proc is not None and self._proc.poll() is None
 
 
-class NodeView(NamedTuple):
-    """One line of ``CLUSTER NODES``: how one node sees another."""
-
-    port: int
-    role: str  # primary, replica, or unknown (a node still in handshake)
-    primary_id: str | None
-    flags: frozenset[str]
-    slots: tuple[str, ...]
-
-    def agreed(self) -> tuple[str, str | None, bool, tuple[str, ...]]:
-        """Return what every node must agree on; ``fail?`` is one node's suspicion, ``fail`` the cluster's verdict."""
-        return self.role, self.primary_id, "fail" in self.flags, self.slots
-
-
-def parse_nodes(text: str) -> dict[str, NodeView]:
-    """Parse ``CLUSTER NODES`` into node id -> :class:`NodeView` (slots in migration, ``[..]``, are left out)."""
-    views: dict[str, NodeView] = {}
-    for line in text.splitlines():
-        parts = line.split()
-        if len(parts) < 8:
-            continue
-        node_id, address, flags_text, master = parts[:4]
-        flags = frozenset(flags_text.split(",")) - {"myself"}
-        port_text = address.split("@")[0].rsplit(":", 1)[-1]
-        role = PRIMARY if "master" in flags else REPLICA if "slave" in flags else "unknown"
-        views[node_id] = NodeView(int(port_text) if port_text.isdigit() else 0, role,
-                                  None if master == "-" else master, flags,
-                                  tuple(s for s in parts[8:] if not s.startswith("[")))
-    return views
-
-
 def parse_info(text: str) -> dict[str, str]:
     """Parse ``CLUSTER INFO`` (``name:value`` lines) into a dict of strings."""
     pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
@@ -116,7 +116,7 @@ class LocalCluster(StopsOnExit):
 
     external = False
 
-    def __init__(self, resolved: Resolved, nodes: list[ClusterNode], primaries: int,
+    def __init__(self, resolved: ClusterBinary, nodes: list[ClusterNode], primaries: int,
                  replicas_per_primary: int) -> None:
         self.resolved, self.nodes = resolved, nodes
         self.primaries_count, self.replicas_per_primary = primaries, replicas_per_primary
@@ -175,7 +175,7 @@ class LocalCluster(StopsOnExit):
             role = (view.role if view else n.role) if n.alive else "down"
             records.append(node_record(n.node_id, n.host, n.port, role, view.slots if view and n.alive else (),
                                        view.primary_id if view else n.primary_id, n.provenance))
-        prov["topology"] = "cluster"
+        prov["topology"] = Topology.CLUSTER.value
         prov["cluster"] = {"primaries": self.primaries_count,
                            "replicas": self.primaries_count * self.replicas_per_primary,
                            "slot_command": self.slot_command, "nodes": records}
@@ -578,7 +578,7 @@ class SlotMove:
             _command(conn, "CLUSTER", "SETSLOT", self.slot, state, node_id)
 
 
-def start_cluster(resolved: Resolved, workdir: Path, *, primaries: int = 3, replicas_per_primary: int = 1,
+def start_cluster(resolved: ClusterBinary, workdir: Path, *, primaries: int = 3, replicas_per_primary: int = 1,
                   options: ServerOptions | None = None, timeout: float = FORM_TIMEOUT_S) -> LocalCluster:
     """Start ``primaries * (1 + replicas_per_primary)`` nodes of ``resolved``'s binary and make them a cluster.
 
@@ -624,22 +624,6 @@ def start_cluster(resolved: Resolved, workdir: Path, *, primaries: int = 3, repl
         raise
     cluster.formation_s = time.monotonic() - began
     return cluster
-
-
-def node_record(node_id: str, host: str, port: int, role: str, slots: tuple[str, ...], replica_of: str | None,
-                identity: Mapping[str, Any]) -> dict[str, Any]:
-    """One node of a cluster's provenance: where it is, its role and slots, and what its INFO said it is."""
-    return {"node_id": node_id, "host": host, "port": port, "role": role,
-            "slots": [slot_range(s) for s in slots], "replica_of": replica_of if role == REPLICA else None,
-            "product": identity.get("product"), "version": identity.get("version"),
-            "build_id": identity.get("build_id"), "git_sha": identity.get("git_sha"),
-            "binary_sha256": identity.get("binary_sha256")}
-
-
-def slot_range(text: str) -> list[int]:
-    """``"0-5460"`` -> ``[0, 5460]``; a single slot ``"5461"`` -> ``[5461, 5461]`` (as ``CLUSTER NODES`` gives them)."""
-    low, _, high = text.partition("-")
-    return [int(low), int(high or low)]
 
 
 def _add_slots(conn: valkey.Valkey, low: int, high: int, *, ranged: bool) -> str:

@@ -13,9 +13,10 @@ from typing import Any
 
 import valkey
 
-from .cluster import PRIMARY, REPLICA, node_record, parse_nodes
+from .cluster_nodes import PRIMARY, REPLICA, node_record, parse_nodes
 from .executor import ExternalServer, StopsOnExit, close, query
 from .identify import IntegrityError, check, from_info
+from .run_id import Topology
 
 PROBE_TIMEOUT_S = 5.0
 
@@ -86,7 +87,7 @@ def connect_cluster(server: ExternalServer, entry: Any, source: str, base: dict[
         records.append(node_record(node_id, host, port, view.role, view.slots, view.primary_id, identity))
         live.append((host, port))
     prov = dict(base)
-    prov["topology"] = "cluster"
+    prov["topology"] = Topology.CLUSTER.value
     prov["cluster"] = {"primaries": sum(r["role"] == PRIMARY for r in records),
                        "replicas": sum(r["role"] == REPLICA for r in records), "nodes": records}
     live.sort(key=lambda hp: hp != (server.host, server.port))  # the seed first

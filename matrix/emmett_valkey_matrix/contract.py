@@ -2,10 +2,14 @@
 
 The suites (``certification/``) register :data:`SUITE_MARKERS` as their pytest markers, parametrize tests over
 :data:`HANDLERS` and count :data:`OUTCOMES` in result files of schema :data:`RESULTS_SCHEMA`; the report reads the
-same names back. The topology of a run is part of its id (:func:`split_id`). Plain data: importing it costs nothing.
+same names back. The topology of a run is part of its id (:class:`~emmett_valkey_matrix.run_id.RunId`). Plain
+data: importing it costs nothing.
 """
 
 from __future__ import annotations
+
+from .run_id import TOPOLOGIES as TOPOLOGIES
+from .run_id import RunId, Topology
 
 RESULTS_SCHEMA = "emmett-valkey-results/1"
 DISTRIBUTION = "emmett-valkey"
@@ -32,25 +36,21 @@ SUITES = tuple(SUITE_MARKERS)
 
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "error")
 
-#: how a catalogued server runs: one process, or a local cluster of its build (result id ``<id>-cluster``)
-STANDALONE = "standalone"
-CLUSTER = "cluster"
-TOPOLOGIES = (STANDALONE, CLUSTER)
+#: how a catalogued server runs (result id ``<id>-cluster`` for a cluster): :mod:`emmett_valkey_matrix.run_id` owns it
+STANDALONE = Topology.STANDALONE
+CLUSTER = Topology.CLUSTER
 
 
 def split_id(server_id: str) -> tuple[str, str]:
-    """Split a result id into (catalogue id, topology): ``valkey91-cluster`` -> ``("valkey91", "cluster")``.
+    """Split a result id into (catalogue id, topology), as :meth:`RunId.read` does (kept for the docs' examples).
 
-    Any other id is standalone: ``valkey91`` -> ``("valkey91", "standalone")``.
+    ``valkey91-cluster`` -> ``("valkey91", "cluster")``; any other id is standalone: ``valkey91`` -> ``("valkey91",
+    "standalone")``. Code reads ids with :class:`~emmett_valkey_matrix.run_id.RunId`.
     """
-    base, dash, topology = server_id.rpartition("-")
-    if dash and base and topology == CLUSTER:
-        return base, CLUSTER
-    return server_id, STANDALONE
+    run_id = RunId.read(server_id)
+    return run_id.base, run_id.topology.value
 
 
 def join_id(base_id: str, topology: str) -> str:
-    """Return the result id of a catalogue id on a topology (the inverse of :func:`split_id`)."""
-    if topology not in TOPOLOGIES:
-        raise ValueError(f"unknown topology {topology!r}; expected one of {', '.join(TOPOLOGIES)}")
-    return base_id if topology == STANDALONE else f"{base_id}-{topology}"
+    """Return the result id of a catalogue id on a topology (the inverse of :func:`split_id`; ``str(RunId)``)."""
+    return str(RunId(base_id, Topology.named(topology)))

@@ -275,6 +275,11 @@ class LocalServer(StopsOnExit):
         return self._proc.pid if self._proc else None
 
     @property
+    def startup_nodes(self) -> tuple[tuple[str, int], ...]:
+        """None: one server (a cluster lists every node here)."""
+        return ()
+
+    @property
     def url(self) -> str:
         """``valkey://`` (or ``valkeys://`` with TLS) URL of the server, with the password if any."""
         auth = f":{self.password}@" if self.password else ""
@@ -404,6 +409,11 @@ class ExternalServer(StopsOnExit):
         return cls(url, parts.hostname, parts.port or 6379, unquote(parts.password) if parts.password else None,
                    unquote(parts.username) if parts.username else None, db,
                    parts.scheme.endswith("s"), {})
+
+    @property
+    def startup_nodes(self) -> tuple[tuple[str, int], ...]:
+        """None: one server (a cluster lists every node here)."""
+        return ()
 
     def client(self, **kwargs: Any) -> valkey.Valkey:
         """Return a client connected to this server (TLS with the system trust store)."""

@@ -28,9 +28,9 @@ import valkey
 
 from . import binary_cache
 from .catalogue import Entry, in_line, load_catalogue
-from .contract import CLUSTER, STANDALONE, split_id
 from .executor import ExternalServer, LocalServer, NotSupported, ServerOptions, binary_has_tls, close, query
 from .identify import Identity, IntegrityError, check, from_info
+from .run_id import RunId, Topology
 from .sources import build, compose, debian, wheel
 from .sources.base import Binary, NotAvailable, Progress, SlowSource, sha256_file, stderr_progress
 from .sources.user import env_name, path_binary, probe_version, user_binary, user_url
@@ -52,12 +52,17 @@ class Resolved:
     binary: Binary | None = None
     url: str | None = None
     compose: bool = False
-    topology: str = STANDALONE  # how the id runs: one server, or a cluster of this binary (``<id>-cluster``)
+    topology: Topology = Topology.STANDALONE  # how the id runs: one server, or a cluster of this binary
+
+    @property
+    def run_id(self) -> RunId:
+        """What is certified: the catalogue id on its topology."""
+        return RunId(self.entry.id, self.topology)
 
     @property
     def id(self) -> str:
-        """The certification id: the catalogue id, with ``-cluster`` for the cluster topology."""
-        return self.entry.id if self.topology == STANDALONE else f"{self.entry.id}-{self.topology}"
+        """The certification id (``str(run_id)``): ``valkey91``, or ``valkey91-cluster`` for its cluster topology."""
+        return str(self.run_id)
 
     @property
     def external(self) -> bool:
@@ -74,37 +79,12 @@ class Resolved:
         """
         options = options or ServerOptions()
         if self.binary is None:
-            if self.topology != STANDALONE:
+            if not self.run_id.standalone:
                 raise NotSupported(f"{self.describe()} is a cluster someone else runs: no single server of it starts")
             if port is not None:
                 raise NotSupported(f"{self.describe()} is an external server; it cannot be moved to port {port}")
             return self._connect(options)
         return self.identify(LocalServer(self.binary, options, workdir, port=port).start())
-
-    def run(self, *, workdir: Path) -> Any:
-        """Run what the id names: one server, or a cluster for ``<id>-cluster``.
-
-        One server as :meth:`start` does; for ``<id>-cluster`` a cluster of 3 primaries and 3 replicas of the
-        binary (:func:`~emmett_valkey_matrix.cluster.start_cluster`), or a connection to the cluster someone else
-        runs (``CERTIFY_<ID>_CLUSTER_URL``, every node identified by INFO).
-
-        The result has ``host``, ``port``, ``url``, ``provenance`` and ``stop()``; a cluster also ``startup_nodes``.
-        """
-        if self.topology == STANDALONE:
-            return self.start(workdir=workdir)
-        if self.binary is not None:
-            from .cluster import start_cluster
-
-            return start_cluster(self, workdir)
-        from .cluster_external import connect_cluster
-
-        assert self.url is not None
-        server = ExternalServer.from_url(self.url)
-        found, tls = _identify_url(server)
-        check(self.entry, found, self.describe(), self.exact)
-        base = self._provenance(found, tls, binary=None, binary_sha256=None, url=_redact(self.url), options=[],
-                                started_at=_now())
-        return connect_cluster(server, self.entry, self.describe(), base)
 
     def identify(self, server: LocalServerT) -> LocalServerT:
         """Identify a server started from this binary by INFO, check it against the id, record its provenance.
@@ -145,7 +125,14 @@ class Resolved:
     def _connect(self, options: ServerOptions) -> ExternalServer:
         if options != ServerOptions():
             raise NotSupported(f"{self.describe()} is an external server; it cannot be started with {options}")
-        url = compose.start_service(self.entry) if self.compose else self.url
+        return self.connect(compose.start_service(self.entry) if self.compose else None)
+
+    def connect(self, url: str | None = None) -> ExternalServer:
+        """Connect to ``url`` (default: the user's URL), identify it from INFO, check it, record its provenance.
+
+        For a cluster someone else runs this is its seed node (:func:`~emmett_valkey_matrix.running.run`).
+        """
+        url = url or self.url
         assert url is not None
         server = ExternalServer.from_url(url)
         found, tls = _identify_url(server)
@@ -163,7 +150,7 @@ class Resolved:
                                                                 "sha256": None}
         return {"id": self.entry.id, "product": found.product, "line": self.entry.line, "version": found.version,
                 "build_id": found.build_id, "git_sha": found.git_sha, "malloc": found.malloc, "tls": tls,
-                "source": source, "topology": STANDALONE, **extra}
+                "source": source, "topology": Topology.STANDALONE.value, **extra}
 
 
 def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
@@ -171,31 +158,29 @@ def resolve(server_id: str, *, catalogue: Mapping[str, Entry] | None = None,
             progress: Progress = stderr_progress) -> Resolved:
     """Find a server for ``server_id`` here (see module docstring); fetches into the cache if ``fetch``.
 
-    ``<id>-cluster`` (see :func:`~emmett_valkey_matrix.contract.split_id`) finds the same binary as ``<id>``, to
-    run as a cluster (:meth:`Resolved.run`); its user URL is ``CERTIFY_<ID>_CLUSTER_URL``, a seed node of a
-    cluster someone else runs (``CERTIFY_<ID>_URL``, a single server, is not used for it).
+    ``<id>-cluster`` (see :class:`~emmett_valkey_matrix.run_id.RunId`) finds the same binary as ``<id>``, to
+    run as a cluster (:func:`~emmett_valkey_matrix.running.run`); its user URL is ``CERTIFY_<ID>_CLUSTER_URL``, a
+    seed node of a cluster someone else runs (``CERTIFY_<ID>_URL``, a single server, is not used for it).
 
-    Raises :class:`NotAvailable` listing why each source failed and every way to provide one, or
+    Raises :class:`~emmett_valkey_matrix.run_id.UnknownRunId` (a ``ValueError`` and a ``KeyError``) naming the known
+    ids, :class:`NotAvailable` listing why each source failed and every way to provide one, or
     :class:`IntegrityError` when a source gives the wrong server.
     """
     catalogue = catalogue if catalogue is not None else load_catalogue()
     environ = os.environ if environ is None else environ
-    base_id, topology = split_id(server_id)
-    if base_id not in catalogue:
-        raise KeyError(f"unknown server id {server_id!r}; known: {', '.join(catalogue)} "
-                       f"(each also as <id>-{CLUSTER}, a cluster of it)")
-    entry = catalogue[base_id]
-    resolved = _resolve(entry, topology, environ, fetch, progress)
-    resolved.topology = topology
+    run_id = RunId.parse(server_id, catalogue)
+    entry = catalogue[run_id.base]
+    resolved = _resolve(entry, run_id, environ, fetch, progress)
+    resolved.topology = run_id.topology
     return resolved
 
 
-def _resolve(entry: Entry, topology: str, environ: Mapping[str, str], fetch: bool, progress: Progress) -> Resolved:
-    server_id = entry.id
-    url_id = server_id if topology == STANDALONE else f"{server_id}_{topology}"  # CERTIFY_<ID>_CLUSTER_URL
+def _resolve(entry: Entry, run_id: RunId, environ: Mapping[str, str], fetch: bool, progress: Progress) -> Resolved:
+    server_id, topology = entry.id, run_id.topology
+    url_id = run_id.env_key  # CERTIFY_<ID>_URL, CERTIFY_<ID>_CLUSTER_URL
     url = user_url(url_id, environ)
     if url:
-        return _from_url(entry, url, env_name(url_id, "URL"), cluster=topology == CLUSTER)
+        return _from_url(entry, url, env_name(url_id, "URL"), cluster=topology is Topology.CLUSTER)
     given = user_binary(server_id, environ)
     if given:
         binary, found = given
@@ -218,7 +203,7 @@ def _resolve(entry: Entry, topology: str, environ: Mapping[str, str], fetch: boo
                         exact=source.version, binary=binary)
 
     engine = compose.docker_engine()
-    if topology != STANDALONE:
+    if not run_id.standalone:
         engine = f"not used for a {topology} (the compose file runs single servers)"
     elif engine is None:
         return Resolved(entry, "compose", entry.image, entry.image_version, exact=entry.image_version,
@@ -231,7 +216,7 @@ def _resolve(entry: Entry, topology: str, environ: Mapping[str, str], fetch: boo
         reasons.append(f"PATH: {binary.path} is {found}, not {entry.display}")
     except (NotAvailable, IntegrityError) as exc:
         reasons.append(f"PATH: {exc}")
-    raise NotAvailable(_not_available_message(entry, reasons, topology))
+    raise NotAvailable(_not_available_message(entry, reasons, run_id))
 
 
 def _version(found: Identity | None, entry: Entry, exact: str | None = None) -> str:
@@ -290,11 +275,11 @@ def pending_downloads(entries: Iterable[Entry]) -> list[tuple[str, str, float | 
     return list(pending.values())
 
 
-def _not_available_message(entry: Entry, reasons: list[str], topology: str = STANDALONE) -> str:
-    sid, port = entry.id, entry.compose_port
-    if topology != STANDALONE:
-        name = env_name(f"{sid}_{topology}", "URL")
-        lines = [f"{sid}-{topology} ({entry.display} as a {topology}) is not available on this machine: it needs a "
+def _not_available_message(entry: Entry, reasons: list[str], run_id: RunId) -> str:
+    sid, port, topology = entry.id, entry.compose_port, run_id.topology
+    if not run_id.standalone:
+        name = env_name(run_id.env_key, "URL")
+        lines = [f"{run_id} ({entry.display} as a {topology}) is not available on this machine: it needs a "
                  f"{entry.display} binary to start one, or a {topology} you run.", "Tried, in order:"]
         lines += [f"  - {r}" for r in reasons]
         lines += ["Ways to provide it:", f"  - a {topology} you run: {name}=valkey://host:port (a seed node)",

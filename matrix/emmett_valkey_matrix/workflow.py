@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .catalogue import Entry, load_catalogue
+from .results import RESULTS_DIR as RESULTS_PATH
+from .run_id import TOPOLOGIES, RunId, Topology
 from .sources.compose import COMPOSE_FILE, compose_url, up_argv
 from .sources.user import env_name
 
@@ -37,9 +39,8 @@ CHECKOUT_CATALOGUE = Path("matrix/emmett_valkey_matrix/catalogue.toml")
 CONTAINER = "python:3.11-bookworm"
 PYTHON = "3.11"
 BUILD_KINDS = frozenset({"sdist", "tarball"})  # sources that compile the server: minutes, and a toolchain
-CLUSTER_SUFFIX = "-cluster"
 MIGRATION_ENV = "migration"
-RESULTS_DIR = "reports/results"
+RESULTS_DIR = str(RESULTS_PATH)  # as the workflow text names it
 ARTIFACT_PREFIX = "results-"
 TIMEOUT_MIN = 45
 # Actions on the node24 runtime (actionlint flags the node20 majors, v4 of checkout, cache and the artifact actions)
@@ -59,7 +60,7 @@ class Job:
     """One certification job: the tox env it runs, and how its server is provided."""
 
     env: str
-    kind: str  # standalone | cluster | migration
+    kind: str  # a topology (standalone, cluster: also the tox label of its envs) or migration
     entry: Entry | None  # the catalogue entry (None for migration)
     compose: bool  # certify against the compose service (on the runner, with Docker)
 
@@ -121,13 +122,15 @@ def jobs(catalogue: Mapping[str, Entry], envs: Mapping[str, frozenset[str]]) -> 
     missing = [sid for sid in catalogue if sid not in envs]
     if missing:
         raise WorkflowError(f"catalogue ids without a tox env in tox.ini: {', '.join(missing)}")
-    known = set(catalogue) | {sid + CLUSTER_SUFFIX for sid in catalogue}
-    stray = sorted(env for env, labels in envs.items() if labels & {"matrix", "cluster"} and env not in known)
+    known = {str(RunId(sid, topology)) for sid in catalogue for topology in TOPOLOGIES}
+    labels_of_runs = {"matrix"} | {t.value for t in TOPOLOGIES if t is not Topology.STANDALONE}  # tox -m cluster
+    stray = sorted(env for env, labels in envs.items() if labels & labels_of_runs and env not in known)
     if stray:
         raise WorkflowError(f"tox envs labelled matrix/cluster that are no catalogue id: {', '.join(stray)}")
-    out = [Job(sid, "standalone", entry, needs_compose(entry)) for sid, entry in catalogue.items()]
-    out += [Job(sid + CLUSTER_SUFFIX, "cluster", entry, False) for sid, entry in catalogue.items()
-            if sid + CLUSTER_SUFFIX in envs]
+    out = [Job(sid, Topology.STANDALONE.value, entry, needs_compose(entry)) for sid, entry in catalogue.items()]
+    for topology in (t for t in TOPOLOGIES if t is not Topology.STANDALONE):  # where tox.ini declares the env
+        out += [Job(str(RunId(sid, topology)), topology.value, entry, False) for sid, entry in catalogue.items()
+                if str(RunId(sid, topology)) in envs]
     if MIGRATION_ENV in envs:
         out.append(Job(MIGRATION_ENV, "migration", None, False))
     return out
@@ -181,7 +184,7 @@ def _describe(job: Job) -> str:
     if job.kind == "migration":
         return "migration"
     assert job.entry is not None
-    topology = " cluster" if job.kind == "cluster" else ""
+    topology = "" if job.kind == Topology.STANDALONE.value else f" {job.kind}"
     via = " (compose service)" if job.compose else ""
     return f"{job.entry.display}{topology}{via}"
 

@@ -7,7 +7,7 @@ from importlib import resources
 
 import jsonschema
 import pytest
-from emmett_valkey_matrix import IntegrityError, NotAvailable, ServerOptions, resolve, start_cluster
+from emmett_valkey_matrix import IntegrityError, NotAvailable, ServerOptions, launch, resolve, start_cluster
 from emmett_valkey_matrix.contract import join_id, split_id
 
 
@@ -58,9 +58,11 @@ def test_external_cluster_is_identified_node_by_node(tmp_path):
     """A cluster someone else runs: every node listed and identified by INFO, slots and replicas recorded, not owned."""
     with start_cluster(resolve("valkey91"), tmp_path) as local:
         host, port = local.startup_nodes[0]
-        resolved = resolve("valkey91-cluster", environ={"CERTIFY_VALKEY91_CLUSTER_URL": f"valkey://{host}:{port}"})
+        environ = {"CERTIFY_VALKEY91_CLUSTER_URL": f"valkey://{host}:{port}"}
+        resolved = resolve("valkey91-cluster", environ=environ)
         assert resolved.external and resolved.kind == "user-url"
-        remote = resolved.run(workdir=tmp_path / "unused")
+        remote = launch("valkey91-cluster", workdir=tmp_path / "unused", environ=environ)
+        assert remote.startup_nodes and (remote.host, remote.port) == (host, port)
         prov = remote.provenance
         nodes = prov["cluster"]["nodes"]
         assert prov["topology"] == "cluster" and (prov["cluster"]["primaries"], prov["cluster"]["replicas"]) == (3, 3)

@@ -7,8 +7,9 @@ from dataclasses import replace
 from typing import Any
 
 from ..catalogue import Entry, load_catalogue
-from ..contract import STANDALONE, TOPOLOGIES, join_id, split_id
 from ..migration import MIGRATION_SCHEMA
+from ..results import certifies
+from ..run_id import TOPOLOGIES, RunId, Topology
 from . import benchmark_figures, compare, migration, perf
 from .load import check_result, origin_of, recency_key
 from .model import (
@@ -90,7 +91,7 @@ def _attempt(doc: Doc | None) -> Attempt | None:
 
 def _counts(doc: Doc | None, handler: str, suite: str | None = None) -> Counts:
     counts = Counts()
-    if doc is None or doc["status"] != "completed":
+    if doc is None or not certifies(doc["status"]):
         return counts
     for test in doc["tests"]:
         if test["handler"] == handler and (suite is None or test["suite"] == suite):
@@ -138,7 +139,7 @@ def _provenance(doc: Doc) -> Provenance | None:
         python=env.get("python"),
         platform=env.get("platform"),
         packages=dict(sorted((env.get("packages") or {}).items())),
-        topology=split_id(str(doc.get("server_id")))[1],
+        topology=RunId.read(str(doc.get("server_id"))).topology,
         cluster=cluster_info(server),
         host=env.get("host"),
         arch=env.get("machine"),
@@ -183,20 +184,20 @@ def _str(value: object) -> str | None:
     return None if value is None else str(value)
 
 
-def _column(server: Entry, topology: str, doc: Doc | None, attempt: Doc | None = None,
+def _column(server: Entry, topology: Topology, doc: Doc | None, attempt: Doc | None = None,
             machine: str | None = None) -> Column:
     ours = _counts(doc, OURS)
-    completed = doc is not None and doc["status"] == "completed"
+    completed = doc is not None and certifies(doc["status"])
     missing = tuple(s for s in SUITES if completed and _counts(doc, OURS, s).total == 0)
     provenance = _provenance(doc) if doc is not None else None
     if provenance is not None:
         provenance = replace(provenance, machine=machine)
     version = provenance.version if provenance else None
     product_name = server.product.capitalize()  # as the catalogue's Entry.display names it
-    sid = join_id(server.id, topology)
+    sid = str(RunId(server.id, topology))
     label = f"{product_name} {version}" if version else f"{server.display}.x"
     verdict = verdict_for(doc, ours, missing)
-    if doc is None and topology != STANDALONE:
+    if doc is None and topology is not Topology.STANDALONE:
         verdict = Verdict(verdict.code, verdict.label, f"no result file: not run on a {topology} (tox -e {sid})")
     return Column(
         id=sid,
@@ -204,7 +205,7 @@ def _column(server: Entry, topology: str, doc: Doc | None, attempt: Doc | None =
         product_name=product_name,
         line=server.line,
         version=version,
-        label=label if topology == STANDALONE else f"{label} {topology}",
+        label=label if topology is Topology.STANDALONE else f"{label} {topology}",
         status=doc["status"] if doc is not None else "missing",
         verdict=_with_attempt(verdict, attempt),
         ours=ours,
@@ -231,7 +232,7 @@ def _with_attempt(verdict: Verdict, attempt: Doc | None) -> Verdict:
 
 
 def _cell(column: Column, doc: Doc | None, suite: str, handler: str) -> Cell:
-    if column.status != "completed" or doc is None:
+    if not certifies(column.status) or doc is None:
         return Cell(column.id, "not_run", None)
     counts = _counts(doc, handler, suite)
     explanations = doc.get("deviations") or {}
@@ -258,7 +259,7 @@ def _benchmark_inputs(
         error = origin_of(doc).get("error")
         if error:
             inputs.append(InputFile(name, "benchmarks", sid, "rejected", "malformed", str(error)))
-        elif split_id(sid)[0] not in servers:
+        elif RunId.read(sid).base not in servers:
             detail = f"server id {sid!r} is not in the catalogue"
             inputs.append(InputFile(name, "benchmarks", sid, "rejected", "unknown_server", detail))
         elif not isinstance(doc.get("benchmarks"), list):
@@ -277,14 +278,14 @@ def _columns(servers: Iterable[Entry], chosen: Mapping[str, Doc], attempts: Mapp
         _column(s, topology, chosen.get(sid), attempts.get(sid), machine_of.get(sid))
         for topology in TOPOLOGIES
         for s in servers
-        for sid in (join_id(s.id, topology),)
+        for sid in (str(RunId(s.id, topology)),)
     )
 
 
 def _beside(columns: Sequence[Column], server_id: str) -> tuple[int, int]:
     """Order a cluster run right after the standalone run of the same catalogue id."""
     column = next(c for c in columns if c.id == server_id)
-    bases = [c.base_id for c in columns if c.topology == STANDALONE]
+    bases = [c.base_id for c in columns if c.topology == Topology.STANDALONE]
     return bases.index(column.base_id), TOPOLOGIES.index(column.topology)
 
 
@@ -327,14 +328,14 @@ def build_report(
     migration_cells, migration_inputs = migration.select(moves, by_id, handler_version)
     inputs += migration_inputs
     servers = tuple(by_id.values())
-    machine_of, machines = _machines(chosen, [join_id(s.id, t) for t in TOPOLOGIES for s in servers])
+    machine_of, machines = _machines(chosen, [str(RunId(s.id, t)) for t in TOPOLOGIES for s in servers])
     columns = _columns(servers, chosen, attempts, machine_of)
     grid = tuple(
         GridRow(suite, handler, tuple(_cell(c, chosen.get(c.id), suite, handler) for c in columns))
         for suite in SUITES
         for handler in HANDLERS
     )
-    completed = [(c.id, chosen[c.id]) for c in columns if c.status == "completed"]
+    completed = [(c.id, chosen[c.id]) for c in columns if certifies(c.status)]
     side_by_side = sorted(completed, key=lambda item: _beside(columns, item[0]))  # each cluster after its server
     bench_docs, bench_inputs = _benchmark_inputs(benchmarks or {}, by_id, [c.id for c in columns])
     bench_runs = benchmark_figures.runs(

@@ -19,7 +19,8 @@ from typing import Any
 import jsonschema
 
 from ..catalogue import Entry, in_line
-from ..contract import split_id
+from ..results import certifies
+from ..run_id import RunId
 from .model import DISTRIBUTION, RESULTS_SCHEMA
 from .resources import package_text
 from .topology import topology_problem
@@ -94,13 +95,14 @@ def check_result(
             "stale",
             f"written by {DISTRIBUTION} {handler['version']}; the installed version is {handler_version}",
         )
-    base_id, topology = split_id(doc["server_id"])
+    run_id = RunId.read(doc["server_id"])
+    base_id, topology = run_id.base, run_id.topology
     server = servers.get(base_id)
     if server is None:
         of = "" if base_id == doc["server_id"] else f" (a {topology} of {base_id!r})"
         return "unknown_server", f"server id {doc['server_id']!r}{of} is not in the catalogue"
     provenance = doc.get("server")
-    if doc["status"] == "completed" and isinstance(provenance, Mapping):
+    if certifies(doc["status"]) and isinstance(provenance, Mapping):
         version = str(provenance.get("version", ""))
         if provenance.get("product") != server.product or not in_line(version, server.line):
             return (

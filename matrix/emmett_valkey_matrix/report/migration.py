@@ -13,6 +13,7 @@ from typing import Any
 
 from ..catalogue import Entry
 from ..migration import METHODS, MIGRATION_OUTCOMES, VARIANTS, rerun_command
+from ..results import certifies
 from .document import Cell, Para, Pre, Row, Section, Span, Table, cell, line
 from .load import origin_of, recency_key
 from .model import DISTRIBUTION, InputFile, MigrationCell
@@ -48,7 +49,7 @@ def check(doc: Mapping[str, Any], servers: Mapping[str, Entry], handler_version:
     if handler_version is not None and handler.get("version") != handler_version:
         return "stale", (f"written by {DISTRIBUTION} {handler.get('version')}; "
                          f"the installed version is {handler_version}")
-    if doc["status"] != "completed":
+    if not certifies(doc["status"]):
         return "partial", f"status {doc['status']!r}: not every cell of the grid ran ({len(cells)} cells)"
     return None
 

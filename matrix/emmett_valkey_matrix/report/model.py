@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from ..contract import BASELINE, DISTRIBUTION, HANDLERS, OURS, OUTCOMES, RESULTS_SCHEMA, STANDALONE, SUITES
+from ..contract import BASELINE, DISTRIBUTION, HANDLERS, OURS, OUTCOMES, RESULTS_SCHEMA, SUITES
+from ..results import ATTEMPT_STATUSES as ATTEMPT_STATUSES
+from ..run_id import Topology
 from ..targets import Target
 
 REPORT_SCHEMA = "emmett-valkey-report/1"
@@ -26,8 +28,6 @@ VERDICT_LABELS = {
     PARTIAL: "partial",
     NOT_RUN: "not run",
 }
-#: result statuses of a run that is not a certification (written to ``<id>.attempt.json``)
-ATTEMPT_STATUSES = ("partial", "not_run", "refused")
 
 
 @dataclass(frozen=True)
@@ -107,7 +107,7 @@ class Provenance:
     python: str | None
     platform: str | None
     packages: dict[str, str | None]
-    topology: str = STANDALONE  # standalone | cluster
+    topology: Topology = Topology.STANDALONE  # how the server ran (from the result id)
     cluster: ClusterInfo | None = None  # the nodes, for a cluster run
     host: str | None = None  # the machine's network name (result files before it was recorded have none)
     arch: str | None = None  # platform.machine(): x86_64, aarch64
@@ -132,7 +132,7 @@ class Column:
     """One catalogued server on one topology: a column of the grid.
 
     ``id`` is the result id (``valkey91``, or ``valkey91-cluster`` for a cluster of that build), ``base_id`` the
-    catalogue id and ``topology`` ``standalone`` or ``cluster`` (``contract.split_id``).
+    catalogue id and ``topology`` ``standalone`` or ``cluster`` (``run_id.RunId``).
     """
 
     id: str
@@ -149,7 +149,7 @@ class Column:
     source_file: str | None
     provenance: Provenance | None
     attempt: Attempt | None = None  # a newer run than the certification shown that was not one
-    topology: str = STANDALONE
+    topology: Topology = Topology.STANDALONE
     base_id: str = ""
     machine: str | None = None  # the name (in Report.machines) of the machine its result file came from
 

@@ -9,7 +9,7 @@ import shlex
 from collections.abc import Sequence
 from itertools import groupby
 
-from ..contract import CLUSTER, STANDALONE
+from ..run_id import Topology
 from . import migration
 from . import text as t
 from .document import (
@@ -107,7 +107,7 @@ def _grid_cell(c: GridCell) -> Cell:
     return cell(Span(words, href=f"#fail-{c.server_id}" if c.state == "fail" else ""), status=c.state, title=title)
 
 
-def _grid_table(report: Report, topology: str, caption: str) -> Table:
+def _grid_table(report: Report, topology: Topology, caption: str) -> Table:
     """Lay out the grid over the columns of one topology."""
     keep = [i for i, c in enumerate(report.columns) if c.topology == topology]
     columns = [report.columns[i] for i in keep]
@@ -142,12 +142,12 @@ def _grid(report: Report) -> Section:
     caption = f"Tests per suite and server: ours ({OURS}) above the baseline ({BASELINE})"
     blocks: list[Para | Table | Part] = [
         Para(line(t.legend()), "legend-text"),
-        _grid_table(report, STANDALONE, caption),
+        _grid_table(report, Topology.STANDALONE, caption),
     ]
     title = line("On a cluster")
-    if any(c.status != "missing" for c in report.columns if c.topology == CLUSTER):
+    if any(c.status != "missing" for c in report.columns if c.topology == Topology.CLUSTER):
         caption = f"Tests per suite and server on a cluster of its build: ours ({OURS}) above the baseline ({BASELINE})"
-        blocks.append(Part(title, (_grid_table(report, CLUSTER, caption),), anchor="grid-cluster"))
+        blocks.append(Part(title, (_grid_table(report, Topology.CLUSTER, caption),), anchor="grid-cluster"))
     else:
         blocks.append(Part(title, (Para(line(t.NO_CLUSTER_RUN)),), anchor="grid-cluster"))
     return Section("grid", "Results by suite", tuple(blocks))
@@ -171,7 +171,7 @@ def _differences(report: Report) -> Section:
             )
             for d in group
         )
-        on_cluster = t.column_of(report, ids[0]).topology == CLUSTER
+        on_cluster = t.column_of(report, ids[0]).topology == Topology.CLUSTER
         caption = "Tests whose outcome is not the same on every " + ("cluster" if on_cluster else "server") + \
             " that ran them"
         blocks.append(Table(caption, _header("Test", "Handler", *labels), rows))

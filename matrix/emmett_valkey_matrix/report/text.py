@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from ..bench import FIGURES
-from ..contract import CLUSTER, STANDALONE, join_id
+from ..run_id import RunId, Topology
 from ..targets import LATENCY_P99, MS, SPEEDUP, Target
 from .model import (
     CERTIFIED,
@@ -116,12 +116,12 @@ NO_CLUSTER_RUN = (
 
 def standalone(report: Report) -> list[Column]:
     """Return the standalone columns, one per catalogue id, in catalogue order."""
-    return [c for c in report.columns if c.topology == STANDALONE]
+    return [c for c in report.columns if c.topology == Topology.STANDALONE]
 
 
 def cluster_of(report: Report, column: Column) -> Column:
     """Return the cluster column of the same catalogue id as ``column``."""
-    return column_of(report, join_id(column.base_id, CLUSTER))
+    return column_of(report, str(RunId(column.base_id, Topology.CLUSTER)))
 
 
 def _count(n: int, one: str, many: str) -> str:

@@ -1,6 +1,6 @@
 """How a result file says what ran: one server, or a cluster of its build; and whether that matches its id.
 
-A result id names its topology (``contract.split_id``: ``valkey91-cluster`` is a cluster of ``valkey91``'s build).
+A result id names its topology (``run_id.RunId``: ``valkey91-cluster`` is a cluster of ``valkey91``'s build).
 The file's ``server`` block says it too: ``"topology": "standalone" | "cluster"`` (absent: standalone) with the nodes
 in a ``"cluster"`` block (``emmett_valkey_matrix.cluster.LocalCluster.provenance``). It is read here, and nowhere else.
 """
@@ -11,16 +11,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..catalogue import Entry, in_line
-from ..contract import CLUSTER, STANDALONE
+from ..run_id import Topology
 from .model import ClusterInfo, ClusterNodeInfo
 
 
-def recorded_topology(server: Mapping[str, Any]) -> str:
+def recorded_topology(server: Mapping[str, Any]) -> Topology:
     """Return the topology a ``server`` block records: ``cluster`` or ``standalone`` (older files: standalone)."""
     topology = server.get("topology")
-    if topology == CLUSTER or (topology is None and isinstance(server.get("cluster"), Mapping)):
-        return CLUSTER
-    return STANDALONE
+    if topology == Topology.CLUSTER or (topology is None and isinstance(server.get("cluster"), Mapping)):
+        return Topology.CLUSTER
+    return Topology.STANDALONE
 
 
 def _block(server: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -48,7 +48,7 @@ def _slots(value: object) -> tuple[tuple[int, int], ...]:
 
 def cluster_info(server: Mapping[str, Any]) -> ClusterInfo | None:
     """Return the nodes of a cluster run as the report shows them, or ``None`` for a standalone server."""
-    if recorded_topology(server) != CLUSTER:
+    if recorded_topology(server) is not Topology.CLUSTER:
         return None
     block = _block(server)
     nodes = tuple(
@@ -84,7 +84,7 @@ def topology_problem(entry: Entry, server_id: str, topology: str, server: Mappin
     recorded = recorded_topology(server)
     if recorded != topology:
         return f"{server_id} is a {topology} run but the file records a {recorded} server"
-    if topology != CLUSTER:
+    if topology != Topology.CLUSTER:
         return None
     info = cluster_info(server)
     if info is None or not info.nodes:

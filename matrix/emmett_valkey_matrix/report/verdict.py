@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from .. import results as status
 from .model import (
     CERTIFIED,
     CERTIFIED_WITH_DEVIATIONS,
@@ -64,11 +65,11 @@ def verdict_for(doc: Mapping[str, Any] | None, ours: Counts, suites_missing: Seq
     """Apply the rules in this module's docstring to one accepted result document (or none)."""
     if doc is None:
         return _verdict(NOT_RUN, "no result file")
-    if doc["status"] in ("not_run", "refused"):
+    if doc["status"] in (status.NOT_RUN, status.REFUSED):
         return _verdict(NOT_RUN, doc.get("reason") or "not run; the result file gives no reason")
-    if doc["status"] == "partial":
+    if doc["status"] == status.PARTIAL:
         return _verdict(PARTIAL, f"{partial_text(doc)}: not a certification; {doc.get('reason') or 'no reason given'}")
-    if doc["status"] == "error":
+    if doc["status"] == status.ERROR:
         return _verdict(FAILED, f"the run did not complete: {doc.get('reason') or 'no reason given'}")
     if ours.total == 0:
         return _verdict(NOT_RUN, f"the run recorded no {OURS} test")

@@ -10,6 +10,7 @@ from importlib import metadata
 from pathlib import Path
 
 from ..catalogue import Entry
+from ..results import RESULTS_DIR
 from . import app_bench
 from .build import build_report
 from .html import render_html
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="emmett-valkey-matrix report",
         description="Turn reports/results/*.json into reports/compatibility.{md,html,json}.",
     )
-    parser.add_argument("--results", type=Path, default=Path("reports/results"), help="result files directory")
+    parser.add_argument("--results", type=Path, default=Path(RESULTS_DIR), help="result files directory")
     parser.add_argument("--benchmarks", type=Path, default=None, help="pytest-benchmark JSON directory")
     parser.add_argument("--out", type=Path, default=Path("reports"), help="where to write the documents")
     parser.add_argument("--handler-version", default=None, help="accept result files of this emmett-valkey version")

@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
+from ..errors import NotAvailable as NotAvailable  # defined below the sources and the cache, raised by both
+
 if TYPE_CHECKING:
     from ..catalogue import Source
 
@@ -41,10 +43,6 @@ TAIL_LINES = 30  # lines of a failed tool's output kept in the error
 def stderr_progress(line: str) -> None:
     """Default progress sink: one line on stderr, prefixed so it reads well inside pytest/tox output."""
     print(f"[emmett-valkey-matrix] {line}", file=sys.stderr, flush=True)
-
-
-class NotAvailable(RuntimeError):
-    """No source gives this server on this machine; the message says why and how to provide one."""
 
 
 class SourceError(NotAvailable):
