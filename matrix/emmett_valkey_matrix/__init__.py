@@ -10,6 +10,8 @@ from .identify import IntegrityError
 from .provision import Resolved, resolve
 from .sources.base import Binary, NotAvailable
 
+__version__ = "0.1.0"  # the emmett-valkey-matrix distribution's version (matrix/pyproject.toml reads it)
+
 RunningServer = LocalServer | ExternalServer
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "Source",
     "StartError",
     "TLSFiles",
+    "__version__",
     "load_catalogue",
     "resolve",
     "start_cluster",
