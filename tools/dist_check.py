@@ -12,6 +12,8 @@
    matrix package; imports; ``emmett-valkey-matrix --help``, ``serve`` (its URL read from stdout, stopped by pid),
    a handler round trip against that server from the handler's venv, and ``list``.
 
+With ``--tag v<version>`` (the release workflow), every distribution's version must be the tag's.
+
 Exit status 0 when every check holds, 1 with every failed check named otherwise.
 """
 
@@ -43,7 +45,6 @@ else:  # pragma: no cover
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-from trove_classifiers import classifiers as KNOWN_CLASSIFIERS
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTS = ("handler", "matrix")
@@ -179,8 +180,10 @@ def inspect_wheel(part: str, wheel: Path) -> list[str]:
                 problems.append(f"{licenses[0]} is not the repository's LICENSE")
     if meta["License-Expression"] != "BSD-3-Clause" or meta.get_all("License-File") != ["LICENSE"]:
         problems.append(f"license metadata: {meta['License-Expression']!r}, {meta.get_all('License-File')!r}")
+    from trove_classifiers import classifiers as known  # the dist env's; imported here for --tag alone
+
     classifiers = meta.get_all("Classifier") or []
-    unknown = [c for c in classifiers if c not in KNOWN_CLASSIFIERS]
+    unknown = [c for c in classifiers if c not in known]
     needed = ["Typing :: Typed", *(f"Programming Language :: Python :: {v}" for v in PYTHONS)]
     if unknown or not set(needed) <= set(classifiers) or not any(c.startswith("Framework :: ") for c in classifiers):
         problems.append(f"classifiers: unknown {unknown}, missing {sorted(set(needed) - set(classifiers))}, "
@@ -346,9 +349,16 @@ def main(argv: list[str] | None = None) -> int:
     """Run every check; print a line per step and a summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "dist", help="where the four files go (default dist/)")
+    parser.add_argument("--tag", help="a release tag (v0.1.0): every distribution's version must be its version")
     args = parser.parse_args(argv)
     started = time.monotonic()
     problems: list[str] = []
+    if args.tag is not None:
+        versions = {part: source_version(part) for part in PARTS}
+        if not args.tag.startswith("v") or any(v != args.tag[1:] for v in versions.values()):
+            print(f"dist check FAILED: tag {args.tag!r} is not v<version> of every distribution: {versions}",
+                  file=sys.stderr)
+            return 1
 
     def step(text: str) -> None:
         print(f"[{time.monotonic() - started:6.1f}s] {text}", flush=True)
