@@ -12,7 +12,8 @@
    matrix package; imports; ``emmett-valkey-matrix --help``, ``serve`` (its URL read from stdout, stopped by pid),
    a handler round trip against that server from the handler's venv, and ``list``.
 
-With ``--tag v<version>`` (the release workflow), every distribution's version must be the tag's.
+With ``--tag v<version>`` (the release workflow), every distribution's version must be the tag's, and CHANGELOG.md
+must have that version's dated entry.
 
 Exit status 0 when every check holds, 1 with every failed check named otherwise.
 """
@@ -358,6 +359,11 @@ def main(argv: list[str] | None = None) -> int:
         if not args.tag.startswith("v") or any(v != args.tag[1:] for v in versions.values()):
             print(f"dist check FAILED: tag {args.tag!r} is not v<version> of every distribution: {versions}",
                   file=sys.stderr)
+            return 1
+        dated = re.compile(rf"^## \[{re.escape(args.tag[1:])}\] - \d{{4}}-\d{{2}}-\d{{2}}$", re.M)
+        if not dated.search((ROOT / "CHANGELOG.md").read_text(encoding="utf-8")):
+            print(f"dist check FAILED: CHANGELOG.md has no dated entry for {args.tag} "
+                  f"('## [{args.tag[1:]}] - YYYY-MM-DD')", file=sys.stderr)
             return 1
 
     def step(text: str) -> None:
