@@ -13,6 +13,8 @@ from .run_id import RunId, Topology
 from .running import Running, launch
 from .sources.base import Binary, NotAvailable
 
+__version__ = "0.1.0"  # the emmett-valkey-matrix distribution's version (matrix/pyproject.toml reads it)
+
 RunningServer = LocalServer | ExternalServer
 
 __all__ = [
@@ -36,6 +38,7 @@ __all__ = [
     "TLSFiles",
     "Topology",
     "launch",
+    "__version__",
     "load_catalogue",
     "resolve",
     "start_cluster",

@@ -266,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if (exc.name or "").partition(".")[0] == __name__.partition(".")[0]:
                 raise
             print(f"emmett-valkey-matrix {argv[0]} needs the certify extra (no module {exc.name!r}): "
-                  "pip install 'emmett-valkey[certify]'", file=sys.stderr)
+                  "pip install 'emmett-valkey-matrix[certify]'", file=sys.stderr)
             return 2
         delegated: int = module.main(argv[1:])
         return delegated

@@ -103,11 +103,11 @@ _PLAIN_INSTALL_PROBE = r"""
 import json, re, sys
 from importlib import metadata
 
-PYPROJECT = sys.argv.pop(1)
+PYPROJECTS = sys.argv.pop(1).split(",")  # the matrix distribution and the handler it requires
 
 CERTIFY_ONLY = ["jsonschema", "emmett", "redis", "granian", "yaml", "httpx", "cryptography", "hypothesis",
                 "pytest", "xdist", "pytest_benchmark", "uvloop"]
-for name in CERTIFY_ONLY:  # as on a plain `pip install emmett-valkey`: importing any of them fails
+for name in CERTIFY_ONLY:  # as on a plain `pip install emmett-valkey-matrix`: importing any of them fails
     sys.modules[name] = None
 
 def closure(dist, seen, extras=()):
@@ -134,14 +134,14 @@ code = main(sys.argv[1:])
 owners = metadata.packages_distributions()
 imported = {m.partition(".")[0] for m in set(sys.modules) - before if sys.modules[m] is not None}
 third_party = {d.lower().replace("_", "-") for m in imported if m not in sys.stdlib_module_names
-               for d in owners.get(m, [])} - {"emmett-valkey"}
+               for d in owners.get(m, [])} - {"emmett-valkey", "emmett-valkey-matrix", "emmett-valkey-dev"}
 import tomllib
 from pathlib import Path
 
-# the base dependencies as pyproject.toml declares them (not whichever emmett-valkey metadata is installed), and
-# what those bring with them
+# the base dependencies as the two pyproject.toml declare them (not whichever metadata is installed), and what
+# those bring with them
 seen = set()
-for spec in tomllib.loads(Path(PYPROJECT).read_text())["project"]["dependencies"]:
+for spec in [s for p in PYPROJECTS for s in tomllib.loads(Path(p).read_text())["project"]["dependencies"]]:
     match = re.match(r"\s*([A-Za-z0-9._-]+)\s*(?:\[([^\]]*)\])?", spec)
     name = match.group(1).lower().replace("_", "-")
     extras = tuple(x.strip() for x in (match.group(2) or "").split(",") if x.strip())
@@ -160,8 +160,10 @@ print(json.dumps({"code": code, "outside_base": sorted(third_party - base)}),
                                      ["check", "valkey91"],
                                      ["ratios", str(Path(__file__).parent / "data" / "benchmarks" / "valkey72.json")]])
 def test_commands_work_on_a_plain_install(valkey91, command):
-    """Without the certify extra these commands run, importing only what `pip install emmett-valkey` brings."""
-    out = _run_python(_PLAIN_INSTALL_PROBE, str(Path(__file__).resolve().parents[2] / "pyproject.toml"), *command)
+    """Without the certify extra these commands run, importing only what `pip install emmett-valkey-matrix` brings."""
+    root = Path(__file__).resolve().parents[2]
+    pyprojects = ",".join(str(root / part / "pyproject.toml") for part in ("matrix", "handler"))
+    out = _run_python(_PLAIN_INSTALL_PROBE, pyprojects, *command)
     result = json.loads(out.stderr.strip().splitlines()[-1])
     assert result == {"code": 0, "outside_base": []}, out.stderr
 
@@ -173,7 +175,7 @@ def test_report_without_the_certify_extra_names_it_in_one_line():
     out = _run_python(probe, "report", "--out", "/nonexistent")
     assert out.returncode == 2
     assert out.stderr.splitlines() == ["emmett-valkey-matrix report needs the certify extra (no module "
-                                       "'jsonschema'): pip install 'emmett-valkey[certify]'"]
+                                       "'jsonschema'): pip install 'emmett-valkey-matrix[certify]'"]
 
 
 def _run_python(code, *args):
