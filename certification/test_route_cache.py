@@ -11,6 +11,7 @@ import logging
 import pickle
 import signal
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -313,9 +314,9 @@ def test_route_served_from_the_local_cache(server: ServerInfo, key_prefix: str, 
         replies = asyncio.run(main())
         assert len({r.body for r in replies}) == 1 and app.computations["page"] == 1  # type: ignore[attr-defined]
         names = [k.decode() for k in raw.scan_iter(match=glob_escape(key_prefix) + "*")]
-        assert len(names) == 1 and h.local.store.lookup(names[0]) is not MISSING
+        assert len(names) == 1 and h.local.store.lookup(names[0], time.monotonic()) is not MISSING
         raw.delete(names[0])  # another process clears it: the local copy is invalidated, the route recomputed
-        assert poll(lambda: h.local is not None and h.local.store.lookup(names[0]) is MISSING, 10)
+        assert poll(lambda: h.local is not None and h.local.store.lookup(names[0], time.monotonic()) is MISSING, 10)
         assert run_requests(app, [("/page?l=1", {})])[0].status == 200
         assert app.computations["page"] == 2  # type: ignore[attr-defined]
     finally:
