@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from types import TracebackType
 from typing import Any
 
 from emmett_valkey_matrix.executor import PortClaim
+from emmett_valkey_matrix.processes import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -103,15 +103,6 @@ class ServedApp:
         """Stop granian by pid: TERM, wait, then KILL its process group after the deadline; release the port."""
         proc, self.proc = self.proc, None
         try:
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(STOP_DEADLINE)
-                except subprocess.TimeoutExpired:
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    proc.wait(STOP_DEADLINE)
+            stop_group(proc, STOP_DEADLINE)
         finally:
             self._claim.release()

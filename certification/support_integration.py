@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from emmett_valkey_matrix.executor import PortClaim
+from emmett_valkey_matrix.processes import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # so that ``certification.app`` imports here as granian imports it
@@ -140,16 +140,7 @@ class ServedApp:
         """Stop granian by pid: TERM, wait, then KILL its process group (its workers) after the deadline."""
         proc, self.proc = self.proc, None
         try:
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(STOP_DEADLINE)
-                except subprocess.TimeoutExpired:
-                    try:
-                        os.killpg(proc.pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-                    proc.wait(STOP_DEADLINE)
+            stop_group(proc, STOP_DEADLINE)
         finally:
             if self._claim is not None:
                 self._claim.release()

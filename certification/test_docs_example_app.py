@@ -13,7 +13,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -26,6 +25,7 @@ import pytest
 import valkey
 from emmett_valkey.keys import glob_escape
 from emmett_valkey_matrix.executor import PortClaim
+from emmett_valkey_matrix.processes import stop_group
 
 from certification.support import scan_delete
 
@@ -86,13 +86,7 @@ def served(workdir: Path, environ: dict[str, str]) -> Iterator[Served]:
             time.sleep(0.1)
         yield app
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(STOP_DEADLINE)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)  # the group of the session it leads: granian and its worker
-                proc.wait(STOP_DEADLINE)
+        stop_group(proc, STOP_DEADLINE)  # and the group of the session it leads: granian and its worker
         claim.release()
 
 
